@@ -1,0 +1,252 @@
+// Wiring only: builds every part from the config, starts them in order, and
+// stops them in reverse on drain (SPEC §7).
+
+import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { MikroORM } from "@mikro-orm/postgresql";
+import { Authenticator } from "./auth/authenticator.js";
+import { generateSecret, hashSecret } from "./auth/tokens.js";
+import type { Config } from "./config.js";
+import { EventHub } from "./events/hub.js";
+import { Notifier } from "./events/notifier.js";
+import { file_grpc_health_v1_health, Health } from "./gen/grpc/health/v1/health_pb.js";
+import * as reflectionV1 from "./gen/grpc/reflection/v1/reflection_pb.js";
+import * as reflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { file_jobs_v1_job_service, JobService } from "./gen/jobs/v1/job_service_pb.js";
+import type { Logger } from "./log.js";
+import { Reaper } from "./maintenance/reaper.js";
+import { Retention } from "./maintenance/retention.js";
+import { createHealthService, HealthState } from "./rpc/health.js";
+import { authInterceptor, errorInterceptor, loggingInterceptor } from "./rpc/interceptors.js";
+import { createJobService } from "./rpc/job-service.js";
+import { type Listener, listen } from "./rpc/listener.js";
+import { createReflectionServices } from "./rpc/reflection.js";
+import { DatabaseProbe } from "./store/database-probe.js";
+import { isAlive, type RunningPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.js";
+import { JobStore } from "./store/job-store.js";
+import { migrate, openOrm } from "./store/orm.js";
+import { TokenStore } from "./store/token-store.js";
+
+export interface App {
+  readonly port: number;
+  /** Base URL of the server, e.g. http://127.0.0.1:50051. */
+  readonly url: string;
+  readonly databaseUrl: string;
+  /** The development service token (embedded database only). */
+  readonly devToken: string | null;
+  readonly orm: MikroORM;
+  readonly store: JobStore;
+  readonly tokens: TokenStore;
+  readonly notifier: Notifier;
+  readonly reaper: Reaper;
+  readonly hub: EventHub;
+  /** Drains and stops (SPEC §7): streams end UNAVAILABLE, unary calls finish, then everything closes. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  readonly migrate?: boolean;
+  /** Issue and print a development token (default: when the database is embedded). */
+  readonly devToken?: boolean;
+}
+
+export const DEV_TOKEN_DESCRIPTION = "development token (jobsctl serve, embedded database)";
+
+/**
+ * The database to use: DATABASE_URL, or the embedded PostgreSQL in
+ * JOBS_DATA_DIR. A server owns its embedded database (and stops an orphan
+ * left by a killed server); a CLI command (`forCli`) uses the one a running
+ * server started, or starts it for the duration of the command.
+ */
+export async function openDatabase(
+  config: Config,
+  log: Logger,
+  forCli = false,
+): Promise<{ url: string; embedded: RunningPostgres | null }> {
+  if (config.databaseUrl) return { url: config.databaseUrl, embedded: null };
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
+  if (!forCli) claimDataDir(config.dataDir);
+  const dataDir = join(config.dataDir, "pg");
+  const embedded = await startEmbeddedPostgres({
+    dataDir,
+    port: config.embeddedPostgresPort,
+    log: (line) => log.debug("postgres", { line }),
+    reuseRunning: forCli,
+  });
+  log.debug("embedded PostgreSQL ready", { dataDir, port: embedded.port });
+  return { url: embedded.url, embedded };
+}
+
+/** One server per data directory: a second would fight the first over its PostgreSQL. */
+function claimDataDir(dataDir: string): void {
+  const pidFile = join(dataDir, "server.pid");
+  if (existsSync(pidFile)) {
+    const pid = Number(readFileSync(pidFile, "utf8").trim());
+    if (pid !== process.pid && Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+      throw new Error(
+        `another jobsctl serve (pid ${pid}) uses JOBS_DATA_DIR=${dataDir}; stop it, or set JOBS_DATA_DIR or DATABASE_URL for this one`,
+      );
+    }
+  }
+  writeFileSync(pidFile, `${process.pid}\n`);
+  process.once("exit", () => {
+    try {
+      if (readFileSync(pidFile, "utf8").trim() === String(process.pid)) unlinkSync(pidFile);
+    } catch {
+      // already gone
+    }
+  });
+}
+
+export async function startApp(config: Config, log: Logger, options: StartOptions = {}): Promise<App> {
+  const { url: databaseUrl, embedded } = await openDatabase(config, log);
+  const cleanups: Array<() => Promise<unknown>> = [];
+  if (embedded) cleanups.push(() => embedded.stop());
+  try {
+    const orm = await openOrm({
+      databaseUrl,
+      poolSize: config.dbPoolSize,
+      acquireTimeoutMs: config.dbAcquireTimeoutMs,
+    });
+    cleanups.unshift(() => orm.close(true));
+    if (options.migrate ?? config.migrateOnStart) {
+      const applied = await migrate(orm, databaseUrl);
+      if (applied.length) log.info("migrations applied", { migrations: applied });
+    }
+
+    const probe = new DatabaseProbe(databaseUrl, 1000, Math.min(config.dbAcquireTimeoutMs, 2000));
+    await probe.start();
+    cleanups.unshift(() => probe.stop());
+
+    const hub = new EventHub();
+    const runner = () => orm.em.getConnection().getClient();
+    const notifier = new Notifier({
+      databaseUrl,
+      runner,
+      hub,
+      log,
+      pollIntervalMs: config.watchPollIntervalMs,
+      notifyIntervalMs: config.notifyIntervalMs,
+    });
+    await notifier.start();
+    cleanups.unshift(() => notifier.stop());
+    const store = new JobStore(orm, (events) => notifier.committed(events));
+    const tokens = new TokenStore(orm);
+
+    const devToken = (options.devToken ?? embedded !== null) ? await developmentToken(tokens, config.dataDir) : null;
+
+    const health = new HealthState();
+    const drain = new AbortController();
+    const updateHealth = () => health.set(probe.state === "up" && !drain.signal.aborted);
+    probe.onChange(updateHealth);
+    updateHealth();
+
+    const reflection = createReflectionServices(
+      [file_jobs_v1_job_service, file_grpc_health_v1_health, reflectionV1.file_grpc_reflection_v1_reflection, reflectionV1alpha.file_grpc_reflection_v1alpha_reflection],
+      [JobService.typeName, Health.typeName, reflectionV1.ServerReflection.typeName, reflectionV1alpha.ServerReflection.typeName],
+    );
+    const routes = (router: ConnectRouter) => {
+      router.service(
+        JobService,
+        createJobService({
+          store,
+          hub,
+          notifier,
+          leaseDefaultSeconds: config.leaseDefaultSeconds,
+          watchHeartbeatSeconds: config.watchHeartbeatSeconds,
+          watchBufferEvents: config.watchBufferEvents,
+          drainSignal: drain.signal,
+        }),
+      );
+      router.service(Health, createHealthService(health));
+      router.service(reflectionV1.ServerReflection, reflection.v1);
+      router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
+    };
+    const handler = connectNodeAdapter({
+      routes,
+      interceptors: [loggingInterceptor(log), errorInterceptor(log), authInterceptor(new Authenticator(tokens, config.tokenCacheSeconds * 1000))],
+      readMaxBytes: config.maxMessageBytes,
+    });
+    const listener: Listener = await listen(handler, {
+      host: config.host,
+      port: config.port,
+      tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : undefined,
+    });
+    cleanups.unshift(async () => listener.destroy());
+
+    const reaper = new Reaper(
+      store,
+      probe,
+      {
+        intervalMs: config.reaperIntervalSeconds * 1000,
+        graceMs: config.reaperGraceSeconds * 1000,
+        batchSize: config.reaperBatchSize,
+      },
+      log,
+    );
+    reaper.start();
+    cleanups.unshift(() => reaper.stop());
+    if (config.retentionDays !== null) {
+      const retention = new Retention(store, config.retentionDays, config.retentionIntervalSeconds * 1000, log);
+      retention.start();
+      cleanups.unshift(() => retention.stop());
+    }
+
+    const scheme = config.tlsCertFile ? "https" : "http";
+    const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
+    log.info("serving", { url, protocols: ["grpc", "grpc-web", "connect"], embeddedDatabase: embedded !== null });
+
+    let stopping: Promise<void> | null = null;
+    const stop = () => {
+      stopping ??= (async () => {
+        log.info("draining");
+        drain.abort();
+        updateHealth();
+        listener.drain();
+        const deadline = new Promise<"timeout">((resolve) =>
+          setTimeout(() => resolve("timeout"), config.shutdownTimeoutSeconds * 1000).unref(),
+        );
+        if ((await Promise.race([listener.closed(), deadline])) === "timeout") {
+          log.warn("calls still running after SHUTDOWN_TIMEOUT_SECONDS; closing them");
+        }
+        await runCleanups(cleanups, log);
+        log.info("stopped");
+      })();
+      return stopping;
+    };
+
+    return { port: listener.port, url, databaseUrl, devToken, orm, store, tokens, notifier, reaper, hub, stop };
+  } catch (error) {
+    await runCleanups(cleanups, log);
+    throw error;
+  }
+}
+
+async function runCleanups(cleanups: Array<() => Promise<unknown>>, log: Logger): Promise<void> {
+  for (const cleanup of cleanups) {
+    await cleanup().catch((error) =>
+      log.warn("error while stopping", { error: error instanceof Error ? error.message : String(error) }),
+    );
+  }
+}
+
+/**
+ * The embedded database's development token: a service principal with both
+ * scopes, kept in JOBS_DATA_DIR/dev-token (mode 0600) so that it survives
+ * restarts. The database holds only its hash, like any token's.
+ */
+async function developmentToken(tokens: TokenStore, dataDir: string): Promise<string> {
+  const file = join(dataDir, "dev-token");
+  if (existsSync(file)) {
+    const saved = readFileSync(file, "utf8").trim();
+    if (await tokens.findActive(hashSecret(saved))) return saved;
+  }
+  await tokens.revokeByDescription(DEV_TOKEN_DESCRIPTION);
+  const secret = generateSecret();
+  await tokens.create(hashSecret(secret), { type: "service", name: "dev" }, ["jobs:read", "jobs:write"], DEV_TOKEN_DESCRIPTION);
+  mkdirSync(dataDir, { recursive: true, mode: 0o755 });
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
+}

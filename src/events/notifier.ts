@@ -1,0 +1,240 @@
+// One notifier per process: it learns that events were committed (anywhere,
+// by any replica), reads them once from the event table, and publishes them
+// to the in-process hub.
+//
+// Commits never pay for this. A transition does not NOTIFY inside its own
+// transaction (PostgreSQL serializes the commits of notifying transactions;
+// see TOOLCHAIN.md). Instead, after commits, this process sends at most one
+// payload-free NOTIFY at a time, from its own LISTEN connection, outside any
+// transition: commits that land while one is in flight share the next. Every
+// replica's notifier wakes on it and reads the feed (store/event-feed.ts),
+// which is the source of truth: a lost notification, a crashed replica that
+// committed but never notified, or a LISTEN connection that dropped is caught
+// up by the next read, triggered at the latest by a poll every
+// `pollIntervalMs` and at once after reconnecting.
+
+import pg from "pg";
+import type { EventRecord } from "../domain/job.js";
+import type { Logger } from "../log.js";
+import { currentWatermark, readFeed } from "../store/event-feed.js";
+import type { QueryRunner } from "../store/sql.js";
+import type { EventHub } from "./hub.js";
+
+export const CHANNEL = "jobs_events";
+
+export interface NotifierOptions {
+  readonly databaseUrl: string;
+  /** Runs feed reads (the ORM's pool). */
+  readonly runner: () => QueryRunner;
+  readonly hub: EventHub;
+  readonly log: Logger;
+  /** The longest a committed event waits if every notification is lost. */
+  readonly pollIntervalMs: number;
+  /** Bounds the NOTIFY rate per process: at most one per interval. */
+  readonly notifyIntervalMs: number;
+}
+
+export interface NotifierStats {
+  notificationsSent: number;
+  notificationsReceived: number;
+  feedReads: number;
+  eventsPublished: number;
+  reconnects: number;
+  /** Milliseconds from an event's commit to its publication, last read. */
+  lastLagMs: number;
+}
+
+export class Notifier {
+  private listener: pg.Client | null = null;
+  private stopped = true;
+  private reconnectDelayMs = 100;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+
+  // Feed state: valid only while `active` (someone is subscribed).
+  private active = false;
+  private activating: Promise<void> | null = null;
+  private watermark = 0n;
+  /** Events already published whose xid the window may still re-read: "job:revision" → xid. */
+  private readonly published = new Map<string, bigint>();
+  private reading = false;
+  private readAgain = false;
+
+  // NOTIFY coalescing.
+  private notifyPending = false;
+  private notifyInFlight = false;
+  private lastNotifyAt = 0;
+
+  readonly stats: NotifierStats = {
+    notificationsSent: 0,
+    notificationsReceived: 0,
+    feedReads: 0,
+    eventsPublished: 0,
+    reconnects: 0,
+    lastLagMs: 0,
+  };
+
+  constructor(private readonly options: NotifierOptions) {}
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    await this.connect().catch((error) => this.scheduleReconnect(error));
+    this.pollTimer = setInterval(() => this.requestRead(), this.options.pollIntervalMs);
+    this.pollTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    const listener = this.listener;
+    this.listener = null;
+    await listener?.end().catch(() => undefined);
+  }
+
+  /**
+   * Must resolve before a watch stream reads its replay: from then on every
+   * commit the replay does not see reaches the hub.
+   */
+  async ensureActive(): Promise<void> {
+    if (this.active) return;
+    this.activating ??= (async () => {
+      try {
+        this.watermark = await currentWatermark(this.options.runner());
+        this.published.clear();
+        this.active = true;
+      } finally {
+        this.activating = null;
+      }
+    })();
+    return this.activating;
+  }
+
+  /** Called after this process committed events. */
+  committed(events: readonly EventRecord[]): void {
+    if (events.length === 0) return;
+    this.requestNotify();
+    // Watchers on this replica need not wait for the notification's round trip.
+    this.requestRead();
+  }
+
+  private async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: "jobs-notifier" });
+    client.on("notification", () => {
+      this.stats.notificationsReceived++;
+      this.requestRead();
+    });
+    client.on("error", (error) => this.onListenerLost(client, error));
+    client.on("end", () => this.onListenerLost(client, new Error("connection ended")));
+    await client.connect();
+    await client.query(`listen ${CHANNEL}`);
+    if (this.stopped) {
+      await client.end();
+      return;
+    }
+    this.listener = client;
+    this.reconnectDelayMs = 100;
+    // Whatever was committed while we were not listening.
+    this.requestRead();
+    if (this.notifyPending) this.requestNotify();
+  }
+
+  private onListenerLost(client: pg.Client, error: Error): void {
+    if (this.listener !== client) return;
+    this.listener = null;
+    client.end().catch(() => undefined);
+    if (!this.stopped) this.scheduleReconnect(error);
+  }
+
+  private scheduleReconnect(error: unknown): void {
+    if (this.stopped || this.reconnectTimer) return;
+    this.options.log.warn("notifier connection lost; reconnecting", {
+      error: error instanceof Error ? error.message : String(error),
+      retryInMs: this.reconnectDelayMs,
+    });
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.stats.reconnects++;
+      this.connect().catch((e) => this.scheduleReconnect(e));
+    }, this.reconnectDelayMs);
+    this.reconnectTimer.unref();
+    this.reconnectDelayMs = Math.min(this.reconnectDelayMs * 2, 5_000);
+  }
+
+  private requestNotify(): void {
+    this.notifyPending = true;
+    if (this.notifyInFlight || !this.listener) return;
+    const wait = this.lastNotifyAt + this.options.notifyIntervalMs - Date.now();
+    this.notifyInFlight = true;
+    const send = () => {
+      const listener = this.listener;
+      this.notifyPending = false;
+      this.lastNotifyAt = Date.now();
+      if (!listener) {
+        this.notifyInFlight = false;
+        this.notifyPending = true;
+        return;
+      }
+      listener
+        .query(`notify ${CHANNEL}`)
+        .then(() => this.stats.notificationsSent++)
+        .catch(() => (this.notifyPending = true)) // sent again after reconnecting
+        .finally(() => {
+          this.notifyInFlight = false;
+          if (this.notifyPending) this.requestNotify();
+        });
+    };
+    if (wait > 0) setTimeout(send, wait).unref();
+    else send();
+  }
+
+  /** Reads the feed now, or right after the read in progress. */
+  requestRead(): void {
+    if (!this.active) return;
+    if (this.options.hub.size === 0) {
+      // Nobody listens: stop reading; the next subscriber starts afresh.
+      this.active = false;
+      return;
+    }
+    if (this.reading) {
+      this.readAgain = true;
+      return;
+    }
+    this.reading = true;
+    this.readOnce()
+      .catch((error) =>
+        this.options.log.warn("event feed read failed; retrying on the next notification or poll", {
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      )
+      .finally(() => {
+        this.reading = false;
+        if (this.readAgain) {
+          this.readAgain = false;
+          this.requestRead();
+        }
+      });
+  }
+
+  private async readOnce(): Promise<void> {
+    const page = await readFeed(this.options.runner(), this.watermark);
+    this.stats.feedReads++;
+    if (!this.active) return;
+    const fresh: EventRecord[] = [];
+    for (const { xid, event } of page.events) {
+      const key = `${event.jobId}:${event.revision}`;
+      if (this.published.has(key)) continue;
+      this.published.set(key, xid);
+      fresh.push(event);
+    }
+    this.watermark = page.watermark;
+    for (const [key, xid] of this.published) {
+      if (xid < this.watermark) this.published.delete(key);
+    }
+    if (fresh.length) {
+      this.stats.eventsPublished += fresh.length;
+      this.stats.lastLagMs = Math.max(0, Date.now() - fresh[fresh.length - 1].occurredAt / 1000);
+      this.options.hub.publish(fresh);
+    }
+  }
+}

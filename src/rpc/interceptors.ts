@@ -1,0 +1,143 @@
+// The three interceptors every call passes, outermost first: logging (one
+// line per call), errors (domain error → status + ErrorInfo, in one place),
+// auth (token → caller, scope check). Health and reflection skip auth.
+
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Authenticator } from "../auth/authenticator.js";
+import { requireScope } from "../auth/authenticator.js";
+import { DomainError, type ErrorKind } from "../domain/errors.js";
+import type { Scope } from "../domain/principal.js";
+import { principalKey } from "../domain/principal.js";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { JobService } from "../gen/jobs/v1/job_service_pb.js";
+import type { Logger } from "../log.js";
+import { asUnavailable } from "../store/sql.js";
+import { callerKey, logFieldsKey } from "./context.js";
+
+export const ERROR_DOMAIN = "jobs.v1";
+
+const CODES: Record<ErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  not_found: Code.NotFound,
+  failed_precondition: Code.FailedPrecondition,
+  out_of_range: Code.OutOfRange,
+  resource_exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+};
+
+/** Scopes per JobService method (SPEC §6): reads need jobs:read, everything else jobs:write. */
+const READ_METHODS = new Set(["GetJob", "ListJobs", "ListJobEvents", "WatchJob", "WatchJobs"]);
+export function scopeFor(method: string): Scope {
+  return READ_METHODS.has(method) ? "jobs:read" : "jobs:write";
+}
+
+/** Runs `onEnd` when a streaming response ends, and lets `mapError` replace its error. */
+async function* around<T>(
+  messages: AsyncIterable<T>,
+  mapError: (error: unknown) => unknown,
+  onEnd: (error: unknown) => void = () => {},
+): AsyncIterable<T> {
+  let failure: unknown;
+  try {
+    yield* messages;
+  } catch (error) {
+    failure = mapError(error);
+    throw failure;
+  } finally {
+    onEnd(failure);
+  }
+}
+
+export function loggingInterceptor(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const fields: Record<string, unknown> = {};
+    req.contextValues.set(logFieldsKey, fields);
+    const call = req.method.name;
+    const finish = (error: unknown) => {
+      const code = error === undefined ? "ok" : codeName(ConnectError.from(error).code);
+      const caller = req.contextValues.get(callerKey);
+      const level = error !== undefined && ConnectError.from(error).code === Code.Internal ? "error" : "info";
+      if (!log.enabled(level)) return;
+      log[level]("rpc", {
+        call,
+        code,
+        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        ...(caller ? { principal: principalKey(caller.principal), tokenId: caller.tokenId } : {}),
+        ...fields,
+        ...(error !== undefined ? { error: ConnectError.from(error).rawMessage } : {}),
+      });
+    };
+    try {
+      const res = await next(req);
+      if (!res.stream) {
+        finish(undefined);
+        return res;
+      }
+      return { ...res, message: around(res.message, (e) => e, finish) };
+    } catch (error) {
+      finish(error);
+      throw error;
+    }
+  };
+}
+
+export function errorInterceptor(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    const call = req.method.name;
+    const convert = (error: unknown) => toConnectError(error, call, log);
+    try {
+      const res = await next(req);
+      return res.stream ? { ...res, message: around(res.message, convert) } : res;
+    } catch (error) {
+      throw convert(error);
+    }
+  };
+}
+
+export function authInterceptor(authenticator: Authenticator): Interceptor {
+  return (next) => async (req) => {
+    if (req.service.typeName !== JobService.typeName) return next(req);
+    const caller = await authenticator.authenticate(req.header.get("authorization"));
+    requireScope(caller, scopeFor(req.method.name), req.method.name);
+    req.contextValues.set(callerKey, caller);
+    return next(req);
+  };
+}
+
+export function toConnectError(error: unknown, call: string, log: Logger): ConnectError {
+  const unavailable = asUnavailable(error);
+  if (unavailable) error = unavailable;
+  if (error instanceof DomainError) {
+    return new ConnectError(error.message, CODES[error.kind], undefined, [
+      errorInfo(error.reason, { call, ...error.metadata }),
+    ]);
+  }
+  if (error instanceof ConnectError) {
+    if (error.details.length > 0 || error.code === Code.Canceled) return error;
+    return new ConnectError(error.rawMessage, error.code, error.metadata, [errorInfo(codeName(error.code).toUpperCase(), { call })], error.cause);
+  }
+  // A bug, not the caller's doing: log it in full, tell the caller only a reference.
+  const reference = randomUUID();
+  log.error("internal error", {
+    call,
+    reference,
+    error: error instanceof Error ? error.message : String(error),
+    stack: error instanceof Error ? error.stack : undefined,
+  });
+  return new ConnectError(`internal error; the server logged it with reference ${reference}`, Code.Internal, undefined, [
+    errorInfo("INTERNAL", { call, reference }),
+  ]);
+}
+
+function errorInfo(reason: string, metadata: Record<string, string>) {
+  return { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata }) };
+}
+
+function codeName(code: Code): string {
+  return Code[code].replace(/[A-Z]/g, (c, i: number) => (i ? "_" : "") + c).toLowerCase();
+}

@@ -1,0 +1,168 @@
+// jobs.v1.JobService: thin handlers. Each validates its request, asks the
+// store, and converts the answer; rules live in domain/, SQL in store/.
+
+import { create } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { InvalidArgument } from "../domain/errors.js";
+import type { JobRecord, TransitionArgs } from "../domain/job.js";
+import { principalKey } from "../domain/principal.js";
+import {
+  CancelJobResponseSchema,
+  CompleteJobResponseSchema,
+  CreateJobResponseSchema,
+  FailJobResponseSchema,
+  GetJobResponseSchema,
+  HeartbeatJobResponseSchema,
+  JobService,
+  ListJobEventsResponseSchema,
+  ListJobsResponseSchema,
+  RequestJobCancellationResponseSchema,
+  RunJobResponseSchema,
+} from "../gen/jobs/v1/job_service_pb.js";
+import type { JobCursor, JobFilter, JobStore } from "../store/job-store.js";
+import { annotate, callerOf } from "./context.js";
+import { diagnosticToJson, eventToProto, inputToJson, jobToProto, microsFromTimestamp, resultToJson } from "./convert.js";
+import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
+import * as v from "./validate.js";
+import { createWatchHandlers, type WatchDeps } from "./watch.js";
+
+export interface JobServiceDeps extends WatchDeps {
+  readonly store: JobStore;
+  readonly leaseDefaultSeconds: number;
+}
+
+export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobService> {
+  const { store } = deps;
+
+  /** Runs one transition call and shapes its `{ job, changed }` answer. */
+  async function transition(ctx: HandlerContext, rawJobId: string, args: TransitionArgs) {
+    const jobId = v.requireJobId(rawJobId);
+    annotate(ctx, { jobId });
+    const result = await store.transition(jobId, args, callerOf(ctx).principal);
+    annotate(ctx, { changed: result.changed, state: result.job.state });
+    return { job: jobToProto(result.job), changed: result.changed };
+  }
+
+  return {
+    async createJob(req, ctx) {
+      const { principal } = callerOf(ctx);
+      const type = v.requireJobType(req.type);
+      v.checkInput(type, req.input);
+      const fields = {
+        type,
+        companyId: v.owningCompany(principal, req.companyId),
+        input: inputToJson(req.input),
+        dataPlaneId: v.optionalIdentifier(req.dataPlaneId, "data_plane_id"),
+        computePoolId: v.optionalIdentifier(req.computePoolId, "compute_pool_id"),
+        executionCluster: v.executionCluster(req.executionCluster),
+        requestId: v.optionalRequestId(req.requestId),
+      };
+      const { job, created } = await store.create(fields, principal);
+      annotate(ctx, { jobId: job.id, created });
+      return create(CreateJobResponseSchema, { job: jobToProto(job) });
+    },
+
+    async getJob(req, ctx) {
+      const jobId = v.requireJobId(req.jobId);
+      annotate(ctx, { jobId });
+      const job = await store.get(jobId, callerOf(ctx).principal, "GetJob");
+      return create(GetJobResponseSchema, { job: jobToProto(job) });
+    },
+
+    async listJobs(req, ctx) {
+      const { principal } = callerOf(ctx);
+      const size = v.pageSize(req.pageSize);
+      const filter: JobFilter = {
+        states: v.jobStates(req.states),
+        types: v.jobTypes(req.types),
+        executorId: v.optionalIdentifier(req.executorId, "executor_id"),
+        dataPlaneId: v.optionalIdentifier(req.dataPlaneId, "data_plane_id"),
+        companyId: v.companyScope(principal, req.companyId, "ListJobs"),
+        createdAfter: req.createdAfter ? microsFromTimestamp(req.createdAfter) : null,
+        createdBefore: req.createdBefore ? microsFromTimestamp(req.createdBefore) : null,
+      };
+      const listing = fingerprint({ list: "jobs", by: principalKey(principal), filter });
+      const cursor = decodePageToken(req.pageToken, listing, isJobCursor);
+      const jobs = await store.list(filter, cursor, size + 1);
+      const page = jobs.slice(0, size);
+      const last: JobRecord | undefined = page[page.length - 1];
+      return create(ListJobsResponseSchema, {
+        jobs: page.map(jobToProto),
+        nextPageToken:
+          jobs.length > size && last ? encodePageToken<JobCursor>(listing, { createdAt: last.createdAt, id: last.id }) : "",
+      });
+    },
+
+    async listJobEvents(req, ctx) {
+      const { principal } = callerOf(ctx);
+      const jobId = v.requireJobId(req.jobId);
+      const size = v.pageSize(req.pageSize);
+      annotate(ctx, { jobId });
+      const listing = fingerprint({ list: "events", by: principalKey(principal), jobId });
+      const after = decodePageToken(req.pageToken, listing, isRevision) ?? 0;
+      await store.get(jobId, principal, "ListJobEvents");
+      const events = await store.events(jobId, after, size + 1);
+      const page = events.slice(0, size);
+      return create(ListJobEventsResponseSchema, {
+        events: page.map(eventToProto),
+        nextPageToken: events.length > size ? encodePageToken(listing, page[page.length - 1].revision) : "",
+      });
+    },
+
+    async runJob(req, ctx) {
+      const executorId = v.requireIdentifier(req.executorId, "executor_id");
+      const leaseSeconds = v.leaseSeconds(req.leaseSeconds, deps.leaseDefaultSeconds);
+      return create(RunJobResponseSchema, await transition(ctx, req.jobId, { call: "RunJob", executorId, leaseSeconds }));
+    },
+
+    async completeJob(req, ctx) {
+      const result = req.result;
+      if (!result || result.kind.case === undefined) {
+        throw new InvalidArgument("result", "result is required: set the variant named after the job's type");
+      }
+      const attempt = v.nonNegative(req.attempt, "attempt");
+      const args: TransitionArgs = { call: "CompleteJob", result: resultToJson(result), resultCase: result.kind.case, attempt };
+      return create(CompleteJobResponseSchema, await transition(ctx, req.jobId, args));
+    },
+
+    async failJob(req, ctx) {
+      const args: TransitionArgs = {
+        call: "FailJob",
+        message: v.requireText(req.message, "message"),
+        diagnostic: diagnosticToJson(req.diagnostic),
+        attempt: v.nonNegative(req.attempt, "attempt"),
+      };
+      return create(FailJobResponseSchema, await transition(ctx, req.jobId, args));
+    },
+
+    async requestJobCancellation(req, ctx) {
+      const args: TransitionArgs = { call: "RequestJobCancellation", reason: v.optionalText(req.reason, "reason") };
+      return create(RequestJobCancellationResponseSchema, await transition(ctx, req.jobId, args));
+    },
+
+    async cancelJob(req, ctx) {
+      return create(CancelJobResponseSchema, await transition(ctx, req.jobId, { call: "CancelJob" }));
+    },
+
+    async heartbeatJob(req, ctx) {
+      const jobId = v.requireJobId(req.jobId);
+      const executorId = v.requireIdentifier(req.executorId, "executor_id");
+      const attempt = v.nonNegative(req.attempt, "attempt");
+      if (attempt === 0) throw new InvalidArgument("attempt", "attempt is required: send the attempt that RunJob returned");
+      annotate(ctx, { jobId });
+      const job = await store.heartbeat(jobId, executorId, attempt, callerOf(ctx).principal);
+      return create(HeartbeatJobResponseSchema, { job: jobToProto(job) });
+    },
+
+    ...createWatchHandlers(deps),
+  };
+}
+
+function isJobCursor(p: unknown): p is JobCursor {
+  const c = p as JobCursor;
+  return typeof c === "object" && c !== null && Number.isSafeInteger(c.createdAt) && typeof c.id === "string";
+}
+
+function isRevision(p: unknown): p is number {
+  return Number.isSafeInteger(p) && (p as number) >= 0;
+}

@@ -1,0 +1,367 @@
+// The job store: the only code that reads and writes jobs and their events.
+//
+// Every change runs in one MikroORM transaction that holds the job's row lock
+// (SELECT … FOR UPDATE); the domain decides (domain/job.ts) and the store
+// writes exactly what it decided: the job row and its event, in one statement.
+// The statements are hand-written rather than ORM unit-of-work flushes because
+// a transition is on every executor's hot path: lock-and-read is one round
+// trip, update-and-append another, and entity hydration would cost CPU for
+// nothing (see the benchmark notes in README.md).
+
+import { randomUUID } from "node:crypto";
+import type { MikroORM } from "@mikro-orm/postgresql";
+import type { Transaction } from "kysely";
+import { JobNotFound, Unavailable } from "../domain/errors.js";
+import {
+  applyHeartbeat,
+  applyTransition,
+  type EventRecord,
+  expiryTransition,
+  type JobRecord,
+  newJob,
+  type TransitionArgs,
+  type TransitionResult,
+} from "../domain/job.js";
+import { type Principal, principalKey, REAPER } from "../domain/principal.js";
+import { EVENT_COLUMNS, type EventRow, eventFromRow, JOB_COLUMNS, type JobRow, jobFromRow } from "./job-rows.js";
+import { asUnavailable, isConnectionError, micros, type QueryRunner, query, timestamp } from "./sql.js";
+
+export interface NewJobFields {
+  readonly type: JobRecord["type"];
+  readonly companyId: string;
+  readonly input: JobRecord["input"];
+  readonly dataPlaneId: string;
+  readonly computePoolId: string;
+  readonly executionCluster: JobRecord["executionCluster"];
+  /** AIP-155 idempotency key, unique per principal; null when the caller gave none. */
+  readonly requestId: string | null;
+}
+
+export interface JobFilter {
+  readonly states: readonly string[];
+  readonly types: readonly string[];
+  readonly executorId: string;
+  readonly dataPlaneId: string;
+  /** null: every company (service principals only). */
+  readonly companyId: string | null;
+  readonly createdAfter: number | null;
+  readonly createdBefore: number | null;
+}
+
+/** Where the previous page ended: jobs are ordered by (created_at, id) descending. */
+export interface JobCursor {
+  readonly createdAt: number;
+  readonly id: string;
+}
+
+/** Told about every committed change, after its commit; the notifier listens here. */
+export type CommitListener = (events: readonly EventRecord[]) => void;
+
+const UNFINISHED = "('PENDING','RUNNING','PENDING_CANCELLATION')";
+
+export class JobStore {
+  constructor(
+    private readonly orm: MikroORM,
+    private readonly onCommit: CommitListener = () => {},
+  ) {}
+
+  private get client(): QueryRunner {
+    return this.orm.em.getConnection().getClient() as QueryRunner;
+  }
+
+  async create(fields: NewJobFields, creator: Principal): Promise<{ job: JobRecord; created: boolean }> {
+    const { job, event } = newJob(
+      {
+        id: randomUUID(),
+        type: fields.type,
+        companyId: fields.companyId,
+        createdBy: creator,
+        input: fields.input,
+        dataPlaneId: fields.dataPlaneId,
+        computePoolId: fields.computePoolId,
+        executionCluster: fields.executionCluster,
+      },
+      0,
+    );
+    const creatorKey = principalKey(creator);
+    // One statement, so atomic without BEGIN/COMMIT: the job, and its CREATED
+    // event whose snapshot takes the database's clock for created_at.
+    const rows = await query<JobRow>(
+      this.client,
+      `with inserted as (
+         insert into jobs (id, type, state, company_id, created_by, creator_key, request_id, input, data_plane_id,
+                           compute_pool_id, execution_cluster, revision, created_at, updated_at)
+         values ($1, $2, 'PENDING', $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10, 1, now(), now())
+         on conflict on constraint jobs_creator_request_unique do nothing
+         returning ${JOB_COLUMNS}
+       ), appended as (
+         insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, snapshot)
+         select id, 1, 'CREATED', null, 'PENDING', $4::jsonb, now(),
+                $11::jsonb || jsonb_build_object('createdAt', created_at, 'updatedAt', updated_at)
+         from inserted
+       )
+       select * from inserted`,
+      [
+        job.id,
+        job.type,
+        job.companyId,
+        JSON.stringify(creator),
+        creatorKey,
+        fields.requestId,
+        jsonOrNull(job.input),
+        job.dataPlaneId,
+        job.computePoolId,
+        job.executionCluster,
+        JSON.stringify(event.job),
+      ],
+    );
+    if (rows.length === 1) {
+      const created = jobFromRow(rows[0]);
+      this.onCommit([{ ...event, occurredAt: created.createdAt, job: created }]);
+      return { job: created, created: true };
+    }
+    // The request_id was used before by this principal: the job it made, whatever state it is in now.
+    const existing = await query<JobRow>(
+      this.client,
+      `select ${JOB_COLUMNS} from jobs where creator_key = $1 and request_id = $2`,
+      [creatorKey, fields.requestId],
+    );
+    if (existing.length !== 1) {
+      throw new Unavailable("CREATE_RACE", "the job for this request_id was created concurrently; retry the call");
+    }
+    return { job: jobFromRow(existing[0]), created: false };
+  }
+
+  /** The job, if `viewer` may see it. */
+  async get(jobId: string, viewer: Principal, call: string): Promise<JobRecord> {
+    const rows = await query<JobRow>(
+      this.client,
+      `select ${JOB_COLUMNS} from jobs where id = $1 and ($2::int8 is null or company_id = $2)`,
+      [jobId, companyScope(viewer)],
+    );
+    if (rows.length === 0) throw new JobNotFound(jobId, call);
+    return jobFromRow(rows[0]);
+  }
+
+  /** Up to `limit` jobs matching `filter`, newest first, after `cursor`. */
+  async list(filter: JobFilter, cursor: JobCursor | null, limit: number): Promise<JobRecord[]> {
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const param = (value: unknown) => {
+      params.push(value);
+      return `$${params.length}`;
+    };
+    if (filter.states.length) where.push(`state = any(${param(filter.states)}::text[])`);
+    if (filter.types.length) where.push(`type = any(${param(filter.types)}::text[])`);
+    if (filter.executorId) where.push(`executor_id = ${param(filter.executorId)}`);
+    if (filter.dataPlaneId) where.push(`data_plane_id = ${param(filter.dataPlaneId)}`);
+    if (filter.companyId !== null) where.push(`company_id = ${param(filter.companyId)}::int8`);
+    if (filter.createdAfter !== null) where.push(`created_at >= ${timestamp(param(filter.createdAfter))}`);
+    if (filter.createdBefore !== null) where.push(`created_at < ${timestamp(param(filter.createdBefore))}`);
+    if (cursor) {
+      where.push(`(created_at, id) < (${timestamp(param(cursor.createdAt))}, ${param(cursor.id)}::uuid)`);
+    }
+    const rows = await query<JobRow>(
+      this.client,
+      `select ${JOB_COLUMNS} from jobs ${where.length ? `where ${where.join(" and ")}` : ""}
+       order by created_at desc, id desc limit ${param(limit)}`,
+      params,
+    );
+    return rows.map(jobFromRow);
+  }
+
+  /** Up to `limit` events of a job with revision > `afterRevision`, oldest first. Visibility is the caller's check. */
+  async events(jobId: string, afterRevision: number, limit: number): Promise<EventRecord[]> {
+    const rows = await query<EventRow>(
+      this.client,
+      `select ${EVENT_COLUMNS} from job_events where job_id = $1 and revision > $2 order by revision limit $3`,
+      [jobId, afterRevision, limit],
+    );
+    return rows.map(eventFromRow);
+  }
+
+  /** Every unfinished job matching `filter` (the WatchJobs snapshot). */
+  async unfinished(filter: Pick<JobFilter, "states" | "types" | "executorId" | "companyId">): Promise<JobRecord[]> {
+    const rows = await query<JobRow>(
+      this.client,
+      `select ${JOB_COLUMNS} from jobs
+       where state in ${UNFINISHED}
+         and (cardinality($1::text[]) = 0 or state = any($1::text[]))
+         and (cardinality($2::text[]) = 0 or type = any($2::text[]))
+         and ($3 = '' or executor_id = $3)
+         and ($4::int8 is null or company_id = $4)
+       order by created_at, id`,
+      [filter.states, filter.types, filter.executorId, filter.companyId],
+    );
+    return rows.map(jobFromRow);
+  }
+
+  /** Applies one transition call under the job's row lock (SPEC §4). */
+  async transition(jobId: string, args: TransitionArgs, actor: Principal): Promise<TransitionResult> {
+    const result = await this.inTransaction(async (trx) => {
+      const { job, now } = await lockJob(trx, jobId, actor, args.call);
+      const decided = applyTransition(job, args, actor, now);
+      if (decided.changed) await appendTransition(trx, decided.event);
+      return decided;
+    });
+    if (result.changed) this.onCommit([result.event]);
+    return result;
+  }
+
+  /** Extends the lease of the executor's current run (SPEC §9): no revision, no event. */
+  async heartbeat(jobId: string, executorId: string, attempt: number, actor: Principal): Promise<JobRecord> {
+    return this.inTransaction(async (trx) => {
+      const { job, now } = await lockJob(trx, jobId, actor, "HeartbeatJob");
+      const extended = applyHeartbeat(job, executorId, attempt, now);
+      await query(
+        trx,
+        `update jobs set lease_expires_at = ${timestamp("$2")}, updated_at = ${timestamp("$3")} where id = $1`,
+        [jobId, extended.leaseExpiresAt, extended.updatedAt],
+      );
+      return extended;
+    });
+  }
+
+  /**
+   * Fails (RUNNING) or cancels (PENDING_CANCELLATION) up to `limit` jobs whose
+   * lease ran out by the database's clock. SKIP LOCKED lets several replicas
+   * reap at once without waiting on each other or on live transitions; the
+   * lock re-checks the expiry, so each job is reaped once.
+   */
+  async reapExpired(limit: number): Promise<EventRecord[]> {
+    const events = await this.inTransaction(async (trx) => {
+      const rows = await query<JobRow & { now: string }>(
+        trx,
+        `select ${JOB_COLUMNS}, ${micros("now()")} as now from jobs
+         where state in ('RUNNING','PENDING_CANCELLATION') and lease_expires_at <= now()
+         order by lease_expires_at limit $1
+         for update skip locked`,
+        [limit],
+      );
+      const reaped: EventRecord[] = [];
+      for (const row of rows) {
+        const job = jobFromRow(row);
+        const now = Number(row.now);
+        const result = applyTransition(job, expiryTransition(job, now), REAPER, now);
+        if (result.changed) {
+          await appendTransition(trx, result.event);
+          reaped.push(result.event);
+        }
+      }
+      return reaped;
+    });
+    if (events.length) this.onCommit(events);
+    return events;
+  }
+
+  /** Deletes up to `limit` jobs (and, by cascade, their events) that finished more than `days` ago. */
+  async deleteFinishedBefore(days: number, limit: number): Promise<number> {
+    const rows = await query<{ id: string }>(
+      this.client,
+      `delete from jobs where id in (
+         select id from jobs
+         where state in ('COMPLETED','FAILED','CANCELLED') and finished_at < now() - $1 * interval '1 day'
+         limit $2 for update skip locked)
+       returning id`,
+      [days, limit],
+    );
+    return rows.length;
+  }
+
+  /**
+   * Runs `work` in one transaction. A connection lost while committing leaves
+   * the outcome unknown (SPEC §11): the caller is told so, and may retry,
+   * since every transition is idempotent by state.
+   */
+  private async inTransaction<T>(work: (trx: Transaction<unknown>) => Promise<T>): Promise<T> {
+    const connection = this.orm.em.getConnection();
+    let trx: Transaction<unknown>;
+    try {
+      trx = (await connection.begin()) as unknown as Transaction<unknown>;
+    } catch (error) {
+      throw asUnavailable(error) ?? error;
+    }
+    let result: T;
+    try {
+      result = await work(trx);
+    } catch (error) {
+      await connection.rollback(trx as never).catch(() => undefined);
+      throw error;
+    }
+    try {
+      await connection.commit(trx as never);
+    } catch (error) {
+      if (isConnectionError(error)) {
+        throw new Unavailable(
+          "COMMIT_UNKNOWN",
+          "the database connection was lost while committing, so the change may or may not have been applied; retrying is safe: a repeated transition returns changed=false once it is in",
+        );
+      }
+      throw error;
+    }
+    return result;
+  }
+}
+
+/** Locks the job's row if `viewer` may see it; returns it with the database's clock. */
+async function lockJob(
+  trx: QueryRunner,
+  jobId: string,
+  viewer: Principal,
+  call: string,
+): Promise<{ job: JobRecord; now: number }> {
+  const rows = await query<JobRow & { now: string }>(
+    trx,
+    `select ${JOB_COLUMNS}, ${micros("now()")} as now from jobs
+     where id = $1 and ($2::int8 is null or company_id = $2) for update`,
+    [jobId, companyScope(viewer)],
+  );
+  if (rows.length === 0) throw new JobNotFound(jobId, call);
+  return { job: jobFromRow(rows[0]), now: Number(rows[0].now) };
+}
+
+/** Writes a decided transition: the job row and its event, in one statement. */
+async function appendTransition(trx: QueryRunner, event: EventRecord): Promise<void> {
+  const job = event.job;
+  await query(
+    trx,
+    `with updated as (
+       update jobs set state = $2, executor_id = $3, attempt = $4, revision = $5, result = $6::jsonb,
+         failures = $7::jsonb, cancellation_reason = $8, lease_seconds = $9,
+         lease_expires_at = ${timestamp("$10")}, updated_at = ${timestamp("$11")},
+         started_at = ${timestamp("$12")}, finished_at = ${timestamp("$13")}
+       where id = $1
+     )
+     insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, previous_executor_id, snapshot)
+     values ($1, $5, $14, $15, $2, $16::jsonb, ${timestamp("$11")}, $17, $18::jsonb)`,
+    [
+      job.id,
+      job.state,
+      job.executorId,
+      job.attempt,
+      job.revision,
+      jsonOrNull(job.result),
+      JSON.stringify(job.failures),
+      job.cancellationReason,
+      job.leaseSeconds,
+      job.leaseExpiresAt,
+      job.updatedAt,
+      job.startedAt,
+      job.finishedAt,
+      event.type,
+      event.fromState,
+      JSON.stringify(event.actor),
+      event.previousExecutorId,
+      JSON.stringify(job),
+    ],
+  );
+}
+
+/** The company an API user is confined to; null for services, which see every company. */
+function companyScope(viewer: Principal): string | null {
+  return viewer.type === "api_user" ? viewer.companyId : null;
+}
+
+function jsonOrNull(value: unknown): string | null {
+  return value === null || value === undefined ? null : JSON.stringify(value);
+}

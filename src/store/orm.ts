@@ -1,0 +1,59 @@
+// Opens MikroORM on PostgreSQL and applies migrations. One ORM (one pool) per
+// process; requests fork an EntityManager from it.
+
+import { Migrator } from "@mikro-orm/migrations";
+import { MikroORM } from "@mikro-orm/postgresql";
+import pg from "pg";
+import { ENTITIES } from "./entities.js";
+import { MIGRATIONS } from "./migrations/index.js";
+
+export interface OrmOptions {
+  readonly databaseUrl: string;
+  readonly poolSize: number;
+  /** How long a call waits for a pooled connection before it fails UNAVAILABLE (SPEC §11). */
+  readonly acquireTimeoutMs: number;
+}
+
+export async function openOrm(options: OrmOptions): Promise<MikroORM> {
+  return MikroORM.init({
+    entities: ENTITIES,
+    clientUrl: options.databaseUrl,
+    extensions: [Migrator],
+    migrations: {
+      migrationsList: MIGRATIONS,
+      path: "src/store/migrations",
+      snapshot: false,
+      silent: true,
+    },
+    pool: { min: 0, max: options.poolSize },
+    driverOptions: {
+      // The URL's query (sslmode, options …) reaches pg only through connectionString.
+      connectionString: options.databaseUrl,
+      connectionTimeoutMillis: options.acquireTimeoutMs,
+      // A transition holds a row lock; never let a stuck client hold it forever.
+      idle_in_transaction_session_timeout: 30_000,
+      application_name: "jobs",
+    },
+    allowGlobalContext: false,
+    debug: false,
+    // The hot path uses its own statements; discovery must not touch the database.
+    ensureDatabase: false,
+  });
+}
+
+/** Migrations hold this advisory lock so replicas starting together apply them one at a time. */
+const MIGRATION_LOCK_KEY = 0x6a6f6273; // "jobs"
+
+/** Applies pending migrations; returns the names applied. */
+export async function migrate(orm: MikroORM, databaseUrl: string): Promise<string[]> {
+  const lockClient = new pg.Client({ connectionString: databaseUrl, application_name: "jobs-migrate" });
+  await lockClient.connect();
+  try {
+    await lockClient.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    const applied = await orm.migrator.up();
+    return applied.map((m) => m.name);
+  } finally {
+    await lockClient.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await lockClient.end().catch(() => undefined);
+  }
+}
