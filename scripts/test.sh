@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one test command: `npm test` (README; .ci/run calls it). Fastest checks
+# first, so a broken contract or type fails in seconds. Arguments go to jest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "typecheck and build"
+npx tsc -p tsconfig.json
+npm run -s build
+
+step "buf lint (STANDARD + COMMENTS)"
+npx buf lint
+
+step "generated code is up to date (npm run generate)"
+fresh=$(mktemp -d)
+trap 'rm -rf "$fresh"' EXIT
+npx buf generate --output "$fresh"
+if ! diff -r "$fresh/src/gen" src/gen >/dev/null; then
+  diff -r "$fresh/src/gen" src/gen | head -20
+  echo "src/gen is stale: run 'npm run generate' and commit the result" >&2
+  exit 1
+fi
+
+if git rev-parse --verify -q main >/dev/null 2>&1; then
+  step "buf breaking against the main branch's protos"
+  npx buf breaking --against '.git#branch=main'
+fi
+
+step "tests (jest)"
+NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning ${NODE_OPTIONS:-}" \
+  node node_modules/jest/bin/jest.js "$@"
