@@ -17,6 +17,7 @@ import * as reflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.
 import { file_jobs_v1_job_service, JobService } from "./gen/jobs/v1/job_service_pb.js";
 import type { Logger } from "./log.js";
 import { Reaper } from "./maintenance/reaper.js";
+import { Metrics, serveMetrics } from "./metrics.js";
 import { Retention } from "./maintenance/retention.js";
 import { createHealthService, HealthState } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor, loggingInterceptor } from "./rpc/interceptors.js";
@@ -105,10 +106,17 @@ export async function startApp(config: Config, log: Logger, options: StartOption
   const cleanups: Array<() => Promise<unknown>> = [];
   if (embedded) cleanups.push(() => embedded.stop());
   try {
+    const metrics = new Metrics();
     const orm = await openOrm({
       databaseUrl,
       poolSize: config.dbPoolSize,
       acquireTimeoutMs: config.dbAcquireTimeoutMs,
+      onPool: (pool) =>
+        metrics.gauge("jobs_db_pool_connections", "Database pool connections, by state.", () => [
+          [{ state: "total" }, pool.totalCount],
+          [{ state: "idle" }, pool.idleCount],
+          [{ state: "waiting_clients" }, pool.waitingCount],
+        ]),
     });
     cleanups.unshift(() => orm.close(true));
     if (options.migrate ?? config.migrateOnStart) {
@@ -132,7 +140,13 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     });
     await notifier.start();
     cleanups.unshift(() => notifier.stop());
-    const store = new JobStore(orm, (events) => notifier.committed(events));
+    const store = new JobStore(orm, (events) => {
+      notifier.committed(events);
+      for (const event of events) metrics.transitions.inc({ type: event.type });
+    });
+    metrics.gauge("jobs_watch_streams", "Open watch subscriptions (WatchJob and WatchJobs streams).", () => hub.size);
+    metrics.gauge("jobs_notifier_lag_milliseconds", "Commit-to-publication delay of the latest events this process published.", () => notifier.stats.lastLagMs);
+    metrics.gauge("jobs_database_up", "1 while the database answers.", () => (probe.state === "up" ? 1 : 0));
     const tokens = new TokenStore(orm);
 
     const devToken = (options.devToken ?? embedded !== null) ? await developmentToken(tokens, config.dataDir) : null;
@@ -166,7 +180,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     };
     const handler = connectNodeAdapter({
       routes,
-      interceptors: [loggingInterceptor(log), errorInterceptor(log), authInterceptor(new Authenticator(tokens, config.tokenCacheSeconds * 1000))],
+      interceptors: [loggingInterceptor(log, metrics), errorInterceptor(log), authInterceptor(new Authenticator(tokens, config.tokenCacheSeconds * 1000))],
       readMaxBytes: config.maxMessageBytes,
     });
     const listener: Listener = await listen(handler, {
@@ -192,6 +206,12 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       const retention = new Retention(store, config.retentionDays, config.retentionIntervalSeconds * 1000, log);
       retention.start();
       cleanups.unshift(() => retention.stop());
+    }
+
+    if (config.metricsPort !== null) {
+      const metricsServer = await serveMetrics(metrics, config.host, config.metricsPort);
+      cleanups.unshift(() => new Promise((resolve) => metricsServer.close(resolve)));
+      log.info("metrics", { url: `http://${config.host}:${config.metricsPort}/metrics` });
     }
 
     const scheme = config.tlsCertFile ? "https" : "http";

@@ -13,6 +13,7 @@ import { principalKey } from "../domain/principal.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { JobService } from "../gen/jobs/v1/job_service_pb.js";
 import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics.js";
 import { asUnavailable } from "../store/sql.js";
 import { callerKey, logFieldsKey } from "./context.js";
 
@@ -52,7 +53,8 @@ async function* around<T>(
   }
 }
 
-export function loggingInterceptor(log: Logger): Interceptor {
+/** One log line per call (SPEC §7: LOG_LEVEL info), and the RPC metrics. */
+export function loggingInterceptor(log: Logger, metrics?: Metrics): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
     const fields: Record<string, unknown> = {};
@@ -60,13 +62,16 @@ export function loggingInterceptor(log: Logger): Interceptor {
     const call = req.method.name;
     const finish = (error: unknown) => {
       const code = error === undefined ? "ok" : codeName(ConnectError.from(error).code);
+      const elapsedMs = performance.now() - started;
+      metrics?.rpcs.inc({ method: call, code });
+      metrics?.rpcSeconds.observe({ method: call }, elapsedMs / 1000);
       const caller = req.contextValues.get(callerKey);
       const level = error !== undefined && ConnectError.from(error).code === Code.Internal ? "error" : "info";
       if (!log.enabled(level)) return;
       log[level]("rpc", {
         call,
         code,
-        durationMs: Math.round((performance.now() - started) * 100) / 100,
+        durationMs: Math.round(elapsedMs * 100) / 100,
         ...(caller ? { principal: principalKey(caller.principal), tokenId: caller.tokenId } : {}),
         ...fields,
         ...(error !== undefined ? { error: ConnectError.from(error).rawMessage } : {}),

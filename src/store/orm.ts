@@ -12,6 +12,8 @@ export interface OrmOptions {
   readonly poolSize: number;
   /** How long a call waits for a pooled connection before it fails UNAVAILABLE (SPEC §11). */
   readonly acquireTimeoutMs: number;
+  /** Receives the connection pool once it exists (for pool metrics). */
+  readonly onPool?: (pool: pg.Pool) => void;
 }
 
 export async function openOrm(options: OrmOptions): Promise<MikroORM> {
@@ -33,6 +35,7 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
       // A transition holds a row lock; never let a stuck client hold it forever.
       idle_in_transaction_session_timeout: 30_000,
       application_name: "jobs",
+      onPoolCreated: options.onPool,
     },
     allowGlobalContext: false,
     debug: false,
