@@ -53,7 +53,7 @@ export const VARIABLES = {
   REAPER_GRACE_SECONDS: ["10", "After the database comes back, wait this long before reaping."],
   REAPER_BATCH_SIZE: ["50", "Expired jobs reaped per transaction."],
   DB_ACQUIRE_TIMEOUT_MS: ["2000", "Longest wait for a database connection before UNAVAILABLE."],
-  DB_POOL_SIZE: ["20", "Database connections per process (plus one for LISTEN)."],
+  DB_POOL_SIZE: ["20", "Pooled database connections per process (each process also holds one for LISTEN and one for the health probe)."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
   METRICS_PORT: ["", "Serve Prometheus metrics at http://HOST:METRICS_PORT/metrics. Unset: off."],
   TOKEN_CACHE_SECONDS: ["2", "How long a token lookup is cached; a revoked token stops working within this."],
