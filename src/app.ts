@@ -4,7 +4,6 @@
 import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Authenticator } from "./auth/authenticator.js";
 import { generateSecret, hashSecret } from "./auth/tokens.js";
@@ -19,6 +18,7 @@ import type { Logger } from "./log.js";
 import { Reaper } from "./maintenance/reaper.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import { Retention } from "./maintenance/retention.js";
+import { createRequestHandler } from "./rpc/adapter.js";
 import { createHealthService, HealthState } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor, loggingInterceptor } from "./rpc/interceptors.js";
 import { createJobService } from "./rpc/job-service.js";
@@ -174,14 +174,19 @@ export async function startApp(config: Config, log: Logger, options: StartOption
           drainSignal: drain.signal,
         }),
       );
-      router.service(Health, createHealthService(health));
+      router.service(Health, createHealthService(health, drain.signal));
       router.service(reflectionV1.ServerReflection, reflection.v1);
       router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
     };
-    const handler = connectNodeAdapter({
+    const handler = createRequestHandler({
       routes,
-      interceptors: [loggingInterceptor(log, metrics), errorInterceptor(log), authInterceptor(new Authenticator(tokens, config.tokenCacheSeconds * 1000))],
-      readMaxBytes: config.maxMessageBytes,
+      interceptors: [
+        loggingInterceptor(log, metrics),
+        errorInterceptor(log),
+        authInterceptor(new Authenticator(tokens, config.tokenCacheSeconds * 1000)),
+      ],
+      maxMessageBytes: config.maxMessageBytes,
+      log,
     });
     const listener: Listener = await listen(handler, {
       host: config.host,
