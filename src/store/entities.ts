@@ -49,11 +49,9 @@ export const JobEntity = defineEntity({
     },
     {
       name: "jobs_company_created_idx",
-      columns: [
-        { name: "company_id" },
-        { name: "created_at", sort: "DESC" },
-        { name: "id", sort: "DESC" },
-      ],
+      // Raw, because MikroORM 7.2.1 reads this index back wrong (its sort-order
+      // regex finds "id" inside "company_id") and would rebuild it on every diff.
+      expression: 'create index "jobs_company_created_idx" on "jobs" ("company_id", "created_at" desc, "id" desc)',
     },
     // WatchJobs snapshots and the reaper read only unfinished jobs.
     {
