@@ -23,6 +23,7 @@ import {
   type TransitionResult,
 } from "../domain/job.js";
 import { type Principal, principalKey, REAPER } from "../domain/principal.js";
+import { KeyedQueue } from "./keyed-queue.js";
 import { EVENT_COLUMNS, type EventRow, eventFromRow, JOB_COLUMNS, type JobRow, jobFromRow } from "./job-rows.js";
 import { asUnavailable, isConnectionError, micros, type QueryRunner, query, timestamp } from "./sql.js";
 
@@ -60,6 +61,8 @@ export type CommitListener = (events: readonly EventRecord[]) => void;
 const UNFINISHED = "('PENDING','RUNNING','PENDING_CANCELLATION')";
 
 export class JobStore {
+  private readonly perJob = new KeyedQueue();
+
   constructor(
     private readonly orm: MikroORM,
     private readonly onCommit: CommitListener = () => {},
@@ -198,28 +201,32 @@ export class JobStore {
 
   /** Applies one transition call under the job's row lock (SPEC §4). */
   async transition(jobId: string, args: TransitionArgs, actor: Principal): Promise<TransitionResult> {
-    const result = await this.inTransaction(async (trx) => {
-      const { job, now } = await lockJob(trx, jobId, actor, args.call);
-      const decided = applyTransition(job, args, actor, now);
-      if (decided.changed) await appendTransition(trx, decided.event);
-      return decided;
-    });
+    const result = await this.perJob.run(jobId, () =>
+      this.inTransaction(async (trx) => {
+        const { job, now } = await lockJob(trx, jobId, actor, args.call);
+        const decided = applyTransition(job, args, actor, now);
+        if (decided.changed) await appendTransition(trx, decided.event);
+        return decided;
+      }),
+    );
     if (result.changed) this.onCommit([result.event]);
     return result;
   }
 
   /** Extends the lease of the executor's current run (SPEC §9): no revision, no event. */
   async heartbeat(jobId: string, executorId: string, attempt: number, actor: Principal): Promise<JobRecord> {
-    return this.inTransaction(async (trx) => {
-      const { job, now } = await lockJob(trx, jobId, actor, "HeartbeatJob");
-      const extended = applyHeartbeat(job, executorId, attempt, now);
-      await query(
-        trx,
-        `update jobs set lease_expires_at = ${timestamp("$2")}, updated_at = ${timestamp("$3")} where id = $1`,
-        [jobId, extended.leaseExpiresAt, extended.updatedAt],
-      );
-      return extended;
-    });
+    return this.perJob.run(jobId, () =>
+      this.inTransaction(async (trx) => {
+        const { job, now } = await lockJob(trx, jobId, actor, "HeartbeatJob");
+        const extended = applyHeartbeat(job, executorId, attempt, now);
+        await query(
+          trx,
+          `update jobs set lease_expires_at = ${timestamp("$2")}, updated_at = ${timestamp("$3")} where id = $1`,
+          [jobId, extended.leaseExpiresAt, extended.updatedAt],
+        );
+        return extended;
+      }),
+    );
   }
 
   /**
