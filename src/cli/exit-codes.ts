@@ -16,6 +16,8 @@ export class UsageError extends Error {}
 
 export function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
+  // node:util parseArgs: unknown option, missing option value, unexpected positional.
+  if (String((error as { code?: unknown } | null)?.code).startsWith("ERR_PARSE_ARGS_")) return EXIT.usage;
   if (!(error instanceof ConnectError)) return EXIT.failure;
   switch (error.code) {
     case Code.InvalidArgument:

@@ -36,7 +36,8 @@ export class HealthState {
   }
 }
 
-export function createHealthService(state: HealthState): ServiceImpl<typeof Health> {
+/** `drainSignal` aborts when the server starts draining: Watch streams then end, so they do not hold the server open (SPEC §7). */
+export function createHealthService(state: HealthState, drainSignal?: AbortSignal): ServiceImpl<typeof Health> {
   return {
     check(req) {
       if (!KNOWN_SERVICES.has(req.service)) {
@@ -45,20 +46,27 @@ export function createHealthService(state: HealthState): ServiceImpl<typeof Heal
       return create(HealthCheckResponseSchema, { status: state.status });
     },
     async *watch(req, ctx) {
+      const signal = drainSignal ? AbortSignal.any([ctx.signal, drainSignal]) : ctx.signal;
+      let sent: Status | undefined;
       if (!KNOWN_SERVICES.has(req.service)) {
         // The service may never appear, but the protocol keeps the stream open.
         yield create(HealthCheckResponseSchema, { status: Status.SERVICE_UNKNOWN });
-        while (!ctx.signal.aborted) await state.changed(ctx.signal);
-        return;
-      }
-      let sent: Status | undefined;
-      while (!ctx.signal.aborted) {
-        if (state.status !== sent) {
-          sent = state.status;
-          yield create(HealthCheckResponseSchema, { status: sent });
+        while (!signal.aborted) await state.changed(signal);
+      } else {
+        while (!signal.aborted) {
+          if (state.status !== sent) {
+            sent = state.status;
+            yield create(HealthCheckResponseSchema, { status: sent });
+          }
+          await state.changed(signal);
         }
-        await state.changed(ctx.signal);
       }
+      if (ctx.signal.aborted) return;
+      // Draining: say so, then end like every watch stream (UNAVAILABLE) so the watcher moves to another replica.
+      if (sent !== undefined && sent !== Status.NOT_SERVING) {
+        yield create(HealthCheckResponseSchema, { status: Status.NOT_SERVING });
+      }
+      throw new ConnectError("the server is shutting down; watch another replica", Code.Unavailable);
     },
   };
 }

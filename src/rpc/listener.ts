@@ -29,6 +29,7 @@ export interface ListenOptions {
 }
 
 export async function listen(handler: Handler, options: ListenOptions): Promise<Listener> {
+  handler = joinRepeatedAuthorization(handler);
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   const track = (socket: net.Socket) => {
@@ -58,6 +59,11 @@ export async function listen(handler: Handler, options: ListenOptions): Promise<
   } else {
     h2 = http2.createServer(http2Options, handler as never);
     h1 = http.createServer({ keepAliveTimeout: 5_000 }, handler as never);
+    // h1 never listens (the front server hands it sockets), and Node starts an
+    // HTTP/1.1 server's connection tracking on "listening": without it,
+    // closeIdleConnections() on drain does nothing (a drain waits out every
+    // client's keep-alive) and headersTimeout/requestTimeout are never checked.
+    h1.emit("listening");
     const plain1 = h1;
     const plain2 = h2;
     front = net.createServer((socket) => {
@@ -109,5 +115,24 @@ export async function listen(handler: Handler, options: ListenOptions): Promise<
       for (const session of sessions) session.destroy();
       for (const socket of sockets) socket.destroy();
     },
+  };
+}
+
+/**
+ * Authorization is not a list field, so a request may carry it once (RFC 9110
+ * §5.3). Node keeps the first of several and silently drops the rest, so a
+ * request with two tokens would act as the first. Joined, they read
+ * `Bearer a, Bearer b`, which the auth check refuses (SPEC §6: anything but
+ * one bearer token is UNAUTHENTICATED).
+ */
+function joinRepeatedAuthorization(handler: Handler): Handler {
+  return (req, res) => {
+    const raw = req.rawHeaders;
+    let values: string[] | undefined;
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i].length === 13 && raw[i].toLowerCase() === "authorization") (values ??= []).push(raw[i + 1]);
+    }
+    if (values && values.length > 1) req.headers.authorization = values.join(", ");
+    handler(req, res);
   };
 }

@@ -31,11 +31,16 @@ const UNAVAILABLE_SQLSTATES = /^(08...|57P0[1-3]|53300)$/;
 
 /** Whether `error` means the database could not be reached (as opposed to a bad statement). */
 export function isConnectionError(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
+  // Duck-typed, not `instanceof Error`: socket errors are made by Node's own
+  // realm, which is not the caller's under a vm sandbox (jest runs tests so).
+  if (typeof error !== "object" || error === null) return false;
+  const { code, message } = error as { code?: unknown; message?: unknown };
   if (typeof code === "string" && (CONNECTION_ERROR_CODES.has(code) || UNAVAILABLE_SQLSTATES.test(code))) return true;
-  return /timeout exceeded when trying to connect|Connection terminated|connection is closed|Client has encountered a connection error|terminating connection/i.test(
-    error.message,
+  return (
+    typeof message === "string" &&
+    /timeout exceeded when trying to connect|Connection terminated|connection is closed|Client has encountered a connection error|terminating connection/i.test(
+      message,
+    )
   );
 }
 

@@ -1,0 +1,137 @@
+// Losing the database and getting it back (SPEC §2, §11), in one process:
+// health goes NOT_SERVING within 5 s, calls fail UNAVAILABLE instead of
+// hanging, the server stays up, and once PostgreSQL is back health returns
+// to SERVING and calls work again, with no restart.
+//
+// This file runs its own PostgreSQL (the shared one must stay up for every
+// other file) and stops and restarts it on the same data directory and port.
+
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, test } from "@jest/globals";
+import { status } from "@grpc/grpc-js";
+import { generateSecret } from "../../src/auth/tokens.js";
+import { type RunningPostgres, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
+import { migrate, openOrm } from "../../src/store/orm.js";
+import { attempt, authorizationMetadata, bearer, eventually } from "../support/auth-calls.js";
+import { jobsClient, type JobsClient, type RpcError, withErrorInfo } from "../support/grpc.js";
+import { type HealthClient, healthClient } from "../support/health-client.js";
+import { startServer, type TestServer } from "../support/harness.js";
+
+let dir: string;
+let postgres: RunningPostgres | null = null;
+let server: TestServer | null = null;
+let client: JobsClient;
+let health: HealthClient;
+
+const startPostgres = (port: number) =>
+  startEmbeddedPostgres({
+    dataDir: join(dir, "pg"),
+    port,
+    log: () => {},
+    flags: ["-c", "fsync=off", "-c", "synchronous_commit=off"],
+  });
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "jobs-outage-"));
+  // embedded-postgres runs PostgreSQL as the postgres user, which must be able to enter this directory.
+  chmodSync(dir, 0o755);
+  postgres = await startPostgres(0);
+  const orm = await openOrm({ databaseUrl: postgres.url, poolSize: 2, acquireTimeoutMs: 5000 });
+  try {
+    await migrate(orm, postgres.url);
+  } finally {
+    await orm.close(true);
+  }
+  server = await startServer({ databaseUrl: postgres.url, env: { DB_ACQUIRE_TIMEOUT_MS: "1000" } });
+  client = jobsClient(server.address, server.tokens.service);
+  health = healthClient(server.address);
+});
+
+afterAll(async () => {
+  client?.close();
+  health?.close();
+  await server?.stop();
+  await postgres?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A unary call with a deadline: a call that hung would end DEADLINE_EXCEEDED, not with the server's answer. */
+function getJob(jobId: string, token: string, deadlineMs = 15_000): Promise<RpcError | null> {
+  return new Promise((resolve) => {
+    // biome-ignore lint: dynamic method on the untyped grpc-js client
+    (client.raw as any).getJob({ job_id: jobId }, authorizationMetadata(bearer(token)), { deadline: Date.now() + deadlineMs }, (err: RpcError | null) =>
+      resolve(err && withErrorInfo(err)),
+    );
+  });
+}
+
+test("the database goes away and comes back: NOT_SERVING and UNAVAILABLE, then SERVING again in the same process", async () => {
+  if (!server || !postgres) throw new Error("setup failed");
+  const port = postgres.port;
+  const { job } = await client.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "1" });
+  expect(await health.check("")).toBe("SERVING");
+
+  // Watchers of both names, reading every status they are sent.
+  const watches = ["", "jobs.v1.JobService"].map((service) => {
+    const watch = health.watch(service);
+    const seen: string[] = [];
+    const done = (async () => {
+      for (;;) {
+        const s = await watch.next(60_000).catch(() => null);
+        if (s === null) return;
+        seen.push(s);
+      }
+    })();
+    return { watch, seen, done };
+  });
+  await eventually(async () => watches.every((w) => w.seen.length > 0), 5_000);
+
+  // --- the database goes away
+  await postgres.stop();
+  postgres = null;
+
+  // SPEC §11: NOT_SERVING within 5 s of losing the database (the margin covers polling).
+  const notServing = await eventually(async () => (await health.checkOutcome("")) === "NOT_SERVING", 6_000, 100);
+  expect(notServing).toBe(true);
+  expect(await health.check("jobs.v1.JobService")).toBe("NOT_SERVING");
+
+  // Calls fail UNAVAILABLE (not a hang, not INTERNAL): with a token the server has cached, and with one it must look up.
+  for (const token of [server.tokens.service, generateSecret()]) {
+    const error = await getJob(job.id, token);
+    expect(error && status[error.code]).toBe("UNAVAILABLE");
+    expect(error?.errorInfo).toMatchObject({ domain: "jobs.v1", reason: "DATABASE_UNAVAILABLE" });
+    // Nothing of the driver's message or SQL reaches the caller.
+    expect(error?.details).not.toMatch(/ECONNREFUSED|select|127\.0\.0\.1/i);
+  }
+  const create = await attempt(client, "CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "1" }, bearer(server.tokens.service));
+  expect(create.ok ? "OK" : status[create.error.code]).toBe("UNAVAILABLE");
+
+  // The server is still up and answering.
+  expect(await health.check("")).toBe("NOT_SERVING");
+
+  // --- the database comes back, on the same data directory and port
+  postgres = await startPostgres(port);
+  const serving = await eventually(async () => (await health.checkOutcome("")) === "SERVING", 20_000, 100);
+  expect(serving).toBe(true);
+  expect(await health.check("jobs.v1.JobService")).toBe("SERVING");
+
+  // Calls work again; the job made before the outage is still there.
+  const back = await eventually(async () => (await getJob(job.id, server!.tokens.service)) === null, 10_000, 100);
+  expect(back).toBe(true);
+  for (let i = 0; i < 5; i++) expect(await getJob(job.id, server.tokens.service)).toBeNull();
+  const again = await client.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "1" });
+  expect(again.job.state).toBe("JOB_STATE_PENDING");
+  const run = await client.call("RunJob", { job_id: job.id, executor_id: "after-outage" });
+  expect(run.changed).toBe(true);
+
+  // Both watchers saw the whole story, in order.
+  await eventually(async () => watches.every((w) => w.seen.at(-1) === "SERVING" && w.seen.length >= 3), 5_000);
+  for (const w of watches) {
+    w.watch.stream.cancel();
+    await w.done;
+    const changes = w.seen.filter((s, i) => s !== w.seen[i - 1]);
+    expect(changes).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
+  }
+});
