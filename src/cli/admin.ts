@@ -71,8 +71,9 @@ export async function runTokens(args: string[]): Promise<number> {
     },
   });
   if (values.help || action === undefined) {
-    process.stdout.write(`Usage:\n${TOKENS_HELP}`);
-    return action === undefined ? EXIT.usage : EXIT.ok;
+    // Asked for: stdout. A usage error: stderr, so scripts capturing stdout see nothing.
+    (values.help ? process.stdout : process.stderr).write(`Usage:\n${TOKENS_HELP}`);
+    return values.help ? EXIT.ok : EXIT.usage;
   }
   switch (action) {
     case "create": {

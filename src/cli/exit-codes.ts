@@ -1,6 +1,8 @@
 // Exit codes scripts can rely on (README: "Exit codes").
 
 import { Code, ConnectError } from "@connectrpc/connect";
+import { DomainError } from "../domain/errors.js";
+import { isConnectionError } from "../store/sql.js";
 
 export const EXIT = {
   ok: 0,
@@ -18,6 +20,7 @@ export function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError) return EXIT.usage;
   // node:util parseArgs: unknown option, missing option value, unexpected positional.
   if (String((error as { code?: unknown } | null)?.code).startsWith("ERR_PARSE_ARGS_")) return EXIT.usage;
+  if (isConnectionError(error) || (error instanceof DomainError && error.kind === "unavailable")) return EXIT.unavailable;
   if (!(error instanceof ConnectError)) return EXIT.failure;
   switch (error.code) {
     case Code.InvalidArgument:

@@ -28,11 +28,13 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case undefined:
+      process.stderr.write(HELP);
+      return EXIT.usage;
     case "help":
     case "--help":
     case "-h":
       process.stdout.write(HELP);
-      return command === undefined ? EXIT.usage : EXIT.ok;
+      return EXIT.ok;
     case "serve":
       return runServe(rest);
     case "migrate":
