@@ -13,6 +13,9 @@ export default {
   },
   moduleNameMapper: { "^(\\.{1,2}/.*)\\.js$": "$1" },
   testMatch: ["<rootDir>/test/**/*.test.ts"],
+  // Only these folders hold code jest loads: it need not crawl the client
+  // toolchains cached in .cache/ and clients/python/.venv.
+  roots: ["<rootDir>/test", "<rootDir>/src", "<rootDir>/examples"],
   globalSetup: "<rootDir>/test/support/global-setup.mjs",
   globalTeardown: "<rootDir>/test/support/global-teardown.mjs",
   testTimeout: 60_000,

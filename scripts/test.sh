@@ -28,6 +28,10 @@ if git rev-parse --verify -q main >/dev/null 2>&1; then
   npx buf breaking --against '.git#branch=main'
 fi
 
+step "client toolchains (Python venv, Go tools under .cache) and generated client code is up to date"
+bash scripts/clients-setup.sh
+bash scripts/generate-clients.sh --check
+
 step "tests (jest)"
 NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning ${NODE_OPTIONS:-}" \
   node node_modules/jest/bin/jest.js "$@"

@@ -1,0 +1,88 @@
+"""JobWatch across a server restart: SIGTERM ends the stream with UNAVAILABLE;
+the watch retries with backoff until the server is back on the same port and
+database, then resumes after the last revision it delivered. Changes made
+while the server was down (through another replica) are replayed; nothing is
+lost or repeated."""
+
+from __future__ import annotations
+
+import threading
+from typing import List, Tuple
+
+import grpc
+from conftest import ServerProcess, Tokens, wait_until
+
+from jobs.v1 import job_pb2, job_service_pb2 as api
+from jobs_client import Backoff, JobsClient
+
+
+def test_watch_resumes_from_the_last_revision_after_a_server_restart(
+    server: ServerProcess, start_server, tokens: Tokens  # type: ignore[no-untyped-def]
+) -> None:
+    watched = start_server()  # the server the watcher talks to; restarted below
+    # `server` is a second replica on the same database: it takes the writes,
+    # also while `watched` is down.
+    with JobsClient(server.address, tokens.scheduler) as writer, JobsClient(
+        watched.address, tokens.executor
+    ) as reader:
+        job = writer.stub.CreateJob(
+            api.CreateJobRequest(type=job_pb2.JOB_TYPE_HEALTH_CHECK, company_id=7)
+        ).job
+
+        seen: List[job_pb2.JobEvent] = []
+        reconnects: List[Tuple[int, grpc.StatusCode]] = []
+        heartbeats: List[int] = []
+        failure: List[BaseException] = []
+        watch = reader.watch_job(
+            job.id,
+            after_revision=0,
+            backoff=Backoff(initial=0.05, maximum=0.5),
+            on_reconnect=lambda after, error: reconnects.append((after, error.code())),
+            on_heartbeat=lambda beat: heartbeats.append(beat.revision),
+        )
+
+        def consume() -> None:
+            try:
+                for event in watch:
+                    seen.append(event)
+            except BaseException as error:
+                failure.append(error)
+
+        consumer = threading.Thread(target=consume, daemon=True)
+        consumer.start()
+        try:
+            wait_until(lambda: len(seen) >= 1, "the CREATED event")
+            writer.stub.RunJob(api.RunJobRequest(job_id=job.id, executor_id="py-worker"))
+            wait_until(lambda: len(seen) >= 2, "the STARTED event, live")
+            wait_until(lambda: 2 in heartbeats, "a heartbeat with the latest revision on the idle stream")
+
+            assert watched.stop() == 0, "\n".join(watched.output)  # SIGTERM: drain, exit 0
+            # While the watcher's server is down, the job moves on elsewhere.
+            writer.stub.RequestJobCancellation(
+                api.RequestJobCancellationRequest(job_id=job.id, reason="restart test")
+            )
+            assert len(seen) == 2
+
+            watched.start()  # same port, same database
+            wait_until(lambda: len(seen) >= 3, "the event missed while down, replayed")
+            writer.stub.CancelJob(api.CancelJobRequest(job_id=job.id))
+            consumer.join(timeout=30)
+            assert not consumer.is_alive(), "the watch did not end after CANCELLED"
+        finally:
+            watch.close()
+            consumer.join(timeout=5)
+
+        assert failure == []
+        assert [e.revision for e in seen] == [1, 2, 3, 4]
+        assert [job_pb2.JobEventType.Name(e.type) for e in seen] == [
+            "JOB_EVENT_TYPE_CREATED",
+            "JOB_EVENT_TYPE_STARTED",
+            "JOB_EVENT_TYPE_CANCELLATION_REQUESTED",
+            "JOB_EVENT_TYPE_CANCELLED",
+        ]
+        assert seen[-1].job.state == job_pb2.JOB_STATE_CANCELLED
+        # The drain ended the stream with UNAVAILABLE; every retry resumed after revision 2.
+        assert reconnects, "the watch never reconnected"
+        assert reconnects[0] == (2, grpc.StatusCode.UNAVAILABLE)
+        assert all(after == 2 for after, _ in reconnects)
+        assert watch.reconnects == len(reconnects)

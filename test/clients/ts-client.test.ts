@@ -1,0 +1,105 @@
+// examples/ts-client.ts — the documented way for another Node service to use
+// the generated Connect client — run against a live server.
+
+import { afterAll, beforeAll, expect, test } from "@jest/globals";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { JobEventType, JobType, type JobEvent } from "../../src/gen/jobs/v1/job_pb.js";
+import { errorInfo, jobsClient, runExample, watchJob } from "../../examples/ts-client.js";
+import { startServer, type TestServer } from "../support/harness.js";
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+test("the example creates, claims, watches, heartbeats and completes a job", async () => {
+  const summary = await runExample(server.url, server.tokens.service, "ts-worker");
+
+  expect(summary.finalState).toBe("COMPLETED");
+  expect(summary.attempt).toBe(1n);
+  expect(summary.heartbeats).toBe(2);
+  expect(summary.watched).toEqual([
+    { revision: 1n, type: "CREATED", toState: "PENDING" },
+    { revision: 2n, type: "STARTED", toState: "RUNNING" },
+    { revision: 3n, type: "COMPLETED", toState: "COMPLETED" },
+  ]);
+  expect(summary.missingJob).toEqual({ code: "NotFound", reason: "JOB_NOT_FOUND", domain: "jobs.v1" });
+
+  const { job } = await jobsClient(server.url, server.tokens.service).getJob({ jobId: summary.jobId });
+  expect(job?.executorId).toBe("ts-worker");
+  expect(job?.result?.kind).toEqual({ case: "forecast", value: expect.objectContaining({ cost: 42n, rows: 1000n }) });
+});
+
+test("errorInfo reads the reason and metadata of a rejected transition", async () => {
+  const client = jobsClient(server.url, server.tokens.service);
+  const { job } = await client.createJob({ type: JobType.HEALTH_CHECK, companyId: 7n });
+  const error = await client.cancelJob({ jobId: job!.id }).then(
+    () => undefined,
+    (e: unknown) => ConnectError.from(e),
+  );
+  expect(error?.code).toBe(Code.FailedPrecondition);
+  const info = errorInfo(error);
+  expect(info?.reason).toBe("INVALID_TRANSITION");
+  expect(info?.metadata.job_id).toBe(job!.id);
+  expect(info?.metadata.state).toBe("JOB_STATE_PENDING");
+});
+
+test("watchJob resumes after the last revision when its server restarts", async () => {
+  // A second server on the same database and its own port; the first one takes the writes.
+  const watched = await startServer({ databaseUrl: server.databaseUrl });
+  const port = watched.port;
+  const writer = jobsClient(server.url, server.tokens.service);
+  const { job } = await writer.createJob({ type: JobType.HEALTH_CHECK, companyId: 7n });
+  const jobId = job!.id;
+
+  const seen: JobEvent[] = [];
+  const reconnects: [bigint, Code][] = [];
+  let restarted: TestServer | undefined;
+  let watchError: unknown;
+  const waitFor = async (n: number) => {
+    for (let i = 0; seen.length < n; i++) {
+      if (watchError) throw watchError;
+      if (i > 1500) throw new Error(`gave up waiting for event ${n}; saw ${seen.length}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  try {
+    const watching = (async () => {
+      const client = jobsClient(watched.url, server.tokens.service);
+      for await (const event of watchJob(client, jobId, {
+        initialBackoffMs: 50,
+        maxBackoffMs: 500,
+        onReconnect: (after, err) => reconnects.push([after, err.code]),
+      })) {
+        seen.push(event);
+      }
+    })().catch((error: unknown) => {
+      watchError = error;
+    });
+    await waitFor(1);
+    await writer.runJob({ jobId, executorId: "ts-worker" });
+    await waitFor(2);
+
+    await watched.stop(); // what SIGTERM does: drain, watch streams end with UNAVAILABLE
+    await writer.requestJobCancellation({ jobId, reason: "restart test" });
+    expect(seen).toHaveLength(2);
+    restarted = await startServer({ databaseUrl: server.databaseUrl, env: { PORT: String(port) } });
+    expect(restarted.port).toBe(port);
+    await waitFor(3);
+    await writer.cancelJob({ jobId });
+    await watching;
+    if (watchError) throw watchError;
+  } finally {
+    await restarted?.stop();
+  }
+
+  expect(seen.map((e) => e.revision)).toEqual([1n, 2n, 3n, 4n]);
+  expect(seen.map((e) => JobEventType[e.type])).toEqual(["CREATED", "STARTED", "CANCELLATION_REQUESTED", "CANCELLED"]);
+  expect(reconnects.length).toBeGreaterThan(0);
+  expect(reconnects[0]).toEqual([2n, Code.Unavailable]);
+  expect(reconnects.every(([after]) => after === 2n)).toBe(true);
+});
