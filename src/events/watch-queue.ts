@@ -12,6 +12,8 @@ export class WatchQueue implements FilteredSink {
   private buffer: EventRecord[] = [];
   private overflowed = false;
   private closed = false;
+  /** True while one publish pass is pushing (reset at the next microtask). */
+  private inBatch = false;
   private wake: (() => void) | null = null;
 
   constructor(
@@ -25,12 +27,21 @@ export class WatchQueue implements FilteredSink {
 
   push(event: EventRecord): void {
     if (this.overflowed || this.closed) return;
-    if (this.buffer.length >= this.capacity) {
-      this.overflowed = true;
-      this.buffer = [];
-    } else {
-      this.buffer.push(event);
+    // The hub publishes each feed read's events in one synchronous pass. A
+    // stream is behind only if what it already had the chance to send fills
+    // the buffer when a new batch starts; the batch itself is taken whole.
+    // Otherwise a burst larger than the buffer (one big transaction, such as a
+    // reaper batch, or a read after a pause) would cut off streams that read
+    // perfectly fast.
+    if (!this.inBatch) {
+      this.inBatch = true;
+      queueMicrotask(() => (this.inBatch = false));
+      if (this.buffer.length >= this.capacity) {
+        this.overflowed = true;
+        this.buffer = [];
+      }
     }
+    if (!this.overflowed) this.buffer.push(event);
     this.signal();
   }
 

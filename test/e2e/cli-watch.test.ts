@@ -1,0 +1,97 @@
+// `jobsctl watch JOB_ID` against a running server (SPEC §8): prints each
+// event live until the job ends, then exits 0; `--json` prints one JSON
+// object per line. The CLI is a real process; the server is a real one on a
+// loopback port.
+
+import type { ChildProcess } from "node:child_process";
+import { afterAll, beforeAll, expect, test } from "@jest/globals";
+import { jobsClient, type JobsClient, type Msg } from "../support/grpc.js";
+import { startServer, type TestServer } from "../support/harness.js";
+import { lineReader, runCli, spawnCli } from "../support/processes.js";
+
+let server: TestServer;
+let client: JobsClient;
+
+beforeAll(async () => {
+  server = await startServer();
+  client = jobsClient(server.address, server.tokens.service);
+});
+afterAll(async () => {
+  client?.close();
+  await server?.stop();
+});
+
+async function createJob(): Promise<Msg> {
+  return (await client.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "3" })).job;
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+function watch(jobId: string, ...flags: string[]): ChildProcess {
+  return spawnCli(["watch", jobId, "--server", server.url, "--token", server.tokens.service, ...flags]);
+}
+
+test("prints each event live until the job ends, then exits 0", async () => {
+  const job = await createJob();
+  const child = watch(job.id);
+  let stderr = "";
+  child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const lines = lineReader(child.stdout!);
+
+  expect(await lines.next()).toMatch(/^rev 1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+UNSPECIFIED -> PENDING$/);
+  // Each change shows up while the command still runs: it is live, not a dump at the end.
+  await client.call("RunJob", { job_id: job.id, executor_id: "ex-cli" });
+  expect(await lines.next()).toMatch(/^rev 2\s.*\sPENDING -> RUNNING$/);
+  expect(child.exitCode).toBeNull();
+  await client.call("CompleteJob", { job_id: job.id, result: { forecast: { cost: "1", rows: "2" } } });
+  expect(await lines.next()).toMatch(/^rev 3\s.*\sRUNNING -> COMPLETED$/);
+
+  expect(await lines.next()).toBeNull();
+  expect(await exitOf(child)).toBe(0);
+  expect(stderr).toBe("");
+});
+
+test("--json prints one JSON object per line, one per event", async () => {
+  const job = await createJob();
+  const child = watch(job.id, "--json");
+  const lines = lineReader(child.stdout!);
+
+  const first = JSON.parse((await lines.next()) ?? "null");
+  expect(first).toMatchObject({ jobId: job.id, revision: "1", type: "JOB_EVENT_TYPE_CREATED", toState: "JOB_STATE_PENDING" });
+  expect(first.job).toMatchObject({ id: job.id, state: "JOB_STATE_PENDING" });
+  await client.call("RunJob", { job_id: job.id, executor_id: "ex-json" });
+  const second = JSON.parse((await lines.next()) ?? "null");
+  expect(second).toMatchObject({ revision: "2", type: "JOB_EVENT_TYPE_STARTED", fromState: "JOB_STATE_PENDING", job: { executorId: "ex-json" } });
+  await client.call("FailJob", { job_id: job.id, message: "disk full" });
+  const third = JSON.parse((await lines.next()) ?? "null");
+  expect(third).toMatchObject({ revision: "3", type: "JOB_EVENT_TYPE_FAILED", toState: "JOB_STATE_FAILED" });
+  expect(third.job.failures[0]).toMatchObject({ message: "disk full" });
+
+  // The stream ends after FAILED (SPEC §5), and so does the command.
+  expect(await lines.next()).toBeNull();
+  expect(await exitOf(child)).toBe(0);
+});
+
+test("--after resumes from a revision; a finished job's remaining events print and the command exits 0", async () => {
+  const job = await createJob();
+  await client.call("RunJob", { job_id: job.id, executor_id: "ex" });
+  await client.call("RequestJobCancellation", { job_id: job.id, reason: "r" });
+  await client.call("CancelJob", { job_id: job.id });
+  const res = await runCli(["watch", job.id, "--after", "2", "--json", "--server", server.url, "--token", server.tokens.service]);
+  expect(res.code).toBe(0);
+  const events = res.stdout.trim().split("\n").map((line) => JSON.parse(line));
+  expect(events.map((e) => [e.revision, e.toState])).toEqual([
+    ["3", "JOB_STATE_PENDING_CANCELLATION"],
+    ["4", "JOB_STATE_CANCELLED"],
+  ]);
+});
+
+test("an unknown job exits with the not-found code (3) and says why on stderr", async () => {
+  const res = await runCli(["watch", "00000000-0000-4000-8000-000000000000", "--server", server.url, "--token", server.tokens.service]);
+  expect(res.code).toBe(3);
+  expect(res.stdout).toBe("");
+  expect(res.stderr).toMatch(/not_found|no job/i);
+});

@@ -1,0 +1,159 @@
+// Helpers for tests about watch streams (SPEC §5): reading a stream to its
+// end, following one job's whole history across the stream ends the spec
+// prescribes, and running many calls with bounded concurrency.
+
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import { type JobsClient, type Msg, reader, type RpcError } from "./grpc.js";
+
+/** to_state values after which a WatchJob stream ends OK (SPEC §5). */
+export const FINISHED = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
+/** States a job never leaves. */
+export const FINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_CANCELLED"]);
+
+export type Reader = ReturnType<typeof reader>;
+
+export interface StreamEnd {
+  readonly messages: Msg[];
+  /** null: the stream ended OK. */
+  readonly error: RpcError | null;
+}
+
+/** Reads until the stream ends (OK or not). `timeoutMs` bounds the wait for each message. */
+export async function readToEnd(r: Reader, timeoutMs = 15_000): Promise<StreamEnd> {
+  const messages: Msg[] = [];
+  for (;;) {
+    try {
+      const m = await r.next(timeoutMs);
+      if (m === null) return { messages, error: null };
+      messages.push(m);
+    } catch (error) {
+      if ((error as RpcError).code === undefined) throw error;
+      return { messages, error: error as RpcError };
+    }
+  }
+}
+
+/** Reads until `done` holds for a message (returned last), failing if the stream ends first. */
+export async function readUntil(r: Reader, done: (m: Msg) => boolean, timeoutMs = 15_000): Promise<Msg[]> {
+  const messages: Msg[] = [];
+  for (;;) {
+    const m = await r.next(timeoutMs);
+    if (m === null) throw new Error(`stream ended OK before the awaited message; got ${describe(messages)}`);
+    messages.push(m);
+    if (done(m)) return messages;
+  }
+}
+
+/** The JobEvents among WatchJob/WatchJobs messages, in arrival order. */
+export function eventsOf(messages: Msg[]): Msg[] {
+  return messages.filter((m) => m.kind === "event").map((m) => m.event);
+}
+
+export function revisionsOf(events: Msg[]): number[] {
+  return events.map((e) => Number(e.revision));
+}
+
+/** [from, from+1, …, to] */
+export function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
+}
+
+export function describe(messages: Msg[]): string {
+  return JSON.stringify(
+    messages.map((m) => (m.kind === "event" ? `ev ${m.event.job_id?.slice(0, 8)} r${m.event.revision} ${m.event.to_state}` : m.kind)),
+  );
+}
+
+export interface Followed {
+  /** Every event received, over every stream, in arrival order. */
+  readonly events: Msg[];
+  /** How many streams it took (one more after each FAILED end). */
+  readonly streams: number;
+}
+
+/**
+ * Follows a job's history the way a client that wants all of it must: a
+ * WatchJob stream ends OK after a FAILED event (SPEC §5), and the job may be
+ * run again, so reconnect from the last revision seen until a COMPLETED or
+ * CANCELLED event. Checks on the way that each stream ends right after a
+ * finishing event and with OK; any other end throws.
+ */
+export async function followJob(client: JobsClient, jobId: string, afterRevision = 0, token?: string): Promise<Followed> {
+  const events: Msg[] = [];
+  let after = afterRevision;
+  for (let streams = 1; ; streams++) {
+    const stream = client.stream("WatchJob", { job_id: jobId, after_revision: String(after) }, token);
+    const end = await readToEnd(reader(stream), 20_000);
+    if (end.error) {
+      throw new Error(`WatchJob(${jobId}, ${after}) ended with ${end.error.code} ${end.error.details} after ${describe(end.messages)}`);
+    }
+    const got = eventsOf(end.messages);
+    const last = got.at(-1);
+    if (!last || !FINISHED.has(last.to_state)) {
+      throw new Error(`WatchJob(${jobId}, ${after}) ended OK but not after a finishing event: ${describe(end.messages)}`);
+    }
+    events.push(...got);
+    if (FINAL.has(last.to_state)) return { events, streams };
+    after = Number(last.revision);
+  }
+}
+
+/** Runs `work` over `items`, at most `concurrency` at a time; resolves with the results in item order. */
+export async function pool<T, R>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let nextIndex = 0;
+  const worker = async () => {
+    while (nextIndex < items.length) {
+      const i = nextIndex++;
+      results[i] = await work(items[i], i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+  return results;
+}
+
+/** Polls `check` until it returns true (or throws after `timeoutMs`). For setup, never for timing assertions. */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Cancels a client stream and waits for grpc-js to report it closed. */
+export function cancelStream(stream: grpc.ClientReadableStream<Msg>): Promise<void> {
+  return new Promise((resolve) => {
+    stream.on("error", () => resolve());
+    stream.on("close", () => resolve());
+    stream.cancel();
+  });
+}
+
+/**
+ * A server stream on a connection of its own (grpc-js otherwise shares one
+ * connection between clients of the same address), for tests in which one
+ * stream stalls and must not hold up the others' connection. Same message
+ * conventions as support/grpc.ts.
+ */
+export function streamOnOwnConnection(address: string, token: string, method: string, request: Msg) {
+  const definition = protoLoader.loadSync(["jobs/v1/job_service.proto"], {
+    includeDirs: [join(import.meta.dirname, "..", "..", "proto")],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
+  const { JobService } = (grpc.loadPackageDefinition(definition) as unknown as { jobs: { v1: { JobService: grpc.ServiceClientConstructor } } })
+    .jobs.v1;
+  const client = new JobService(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${token}`);
+  const name = method[0].toLowerCase() + method.slice(1);
+  // biome-ignore lint: dynamic method lookup
+  const stream = (client as any)[name](request, metadata) as grpc.ClientReadableStream<Msg>;
+  return { stream, close: () => client.close() };
+}
