@@ -20,7 +20,7 @@ import { Metrics, serveMetrics } from "./metrics.js";
 import { Retention } from "./maintenance/retention.js";
 import { createRequestHandler } from "./rpc/adapter.js";
 import { createHealthService, HealthState } from "./rpc/health.js";
-import { authInterceptor, errorInterceptor, loggingInterceptor } from "./rpc/interceptors.js";
+import { authInterceptor, errorInterceptor, InFlight, loggingInterceptor } from "./rpc/interceptors.js";
 import { createJobService } from "./rpc/job-service.js";
 import { type Listener, listen } from "./rpc/listener.js";
 import { createReflectionServices } from "./rpc/reflection.js";
@@ -171,6 +171,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
           leaseDefaultSeconds: config.leaseDefaultSeconds,
           watchHeartbeatSeconds: config.watchHeartbeatSeconds,
           watchBufferEvents: config.watchBufferEvents,
+          watchSetupSlots: Math.max(2, Math.floor(config.dbPoolSize / 2)),
           drainSignal: drain.signal,
         }),
       );
@@ -178,9 +179,11 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       router.service(reflectionV1.ServerReflection, reflection.v1);
       router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
     };
+    const inFlight = new InFlight();
     const handler = createRequestHandler({
       routes,
       interceptors: [
+        inFlight.interceptor,
         loggingInterceptor(log, metrics),
         errorInterceptor(log),
         authInterceptor(new Authenticator(tokens, config.tokenCacheSeconds * 1000)),
@@ -233,9 +236,18 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         const deadline = new Promise<"timeout">((resolve) =>
           setTimeout(() => resolve("timeout"), config.shutdownTimeoutSeconds * 1000).unref(),
         );
-        if ((await Promise.race([listener.closed(), deadline])) === "timeout") {
-          log.warn("calls still running after SHUTDOWN_TIMEOUT_SECONDS; closing them");
-        }
+        // Every connection closes once its calls are done. A watch stream whose
+        // client stopped reading never finishes its last write, though: once
+        // the unary calls have answered, give streams a moment to deliver their
+        // UNAVAILABLE and close whatever is left.
+        const unaryDone = (async () => {
+          while (inFlight.count > 0) await sleep(20);
+          await sleep(1000);
+          return "unary done" as const;
+        })();
+        const outcome = await Promise.race([listener.closed(), unaryDone, deadline]);
+        if (outcome === "timeout") log.warn("calls still running after SHUTDOWN_TIMEOUT_SECONDS; closing them");
+        listener.destroy();
         await runCleanups(cleanups, log);
         log.info("stopped");
       })();
@@ -248,6 +260,8 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     throw error;
   }
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 async function runCleanups(cleanups: Array<() => Promise<unknown>>, log: Logger): Promise<void> {
   for (const cleanup of cleanups) {

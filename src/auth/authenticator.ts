@@ -13,6 +13,8 @@ export interface TokenLookup {
 
 export class Authenticator {
   private readonly cache = new Map<string, { caller: Caller | null; expires: number }>();
+  /** Lookups in flight: a burst of calls with one new token (a reconnect storm) makes one query. */
+  private readonly pending = new Map<string, Promise<Caller | null>>();
 
   constructor(
     private readonly tokens: TokenLookup,
@@ -34,15 +36,31 @@ export class Authenticator {
     if (cached && cached.expires > now) {
       caller = cached.caller;
     } else {
-      const info = await this.tokens.findActive(hash);
-      caller = info ? { principal: info.principal, scopes: new Set(info.scopes), tokenId: info.id } : null;
-      if (this.cacheMs > 0) {
-        if (this.cache.size > 10_000) this.evictExpired(now);
-        this.cache.set(hash, { caller, expires: now + this.cacheMs });
-      }
+      caller = await this.lookup(hash, now);
     }
     if (!caller) throw new Unauthenticated("INVALID_TOKEN", "the bearer token is unknown or revoked");
     return caller;
+  }
+
+  private lookup(hash: string, now: number): Promise<Caller | null> {
+    let pending = this.pending.get(hash);
+    if (!pending) {
+      pending = (async () => {
+        try {
+          const info = await this.tokens.findActive(hash);
+          const caller = info ? { principal: info.principal, scopes: new Set(info.scopes), tokenId: info.id } : null;
+          if (this.cacheMs > 0) {
+            if (this.cache.size > 10_000) this.evictExpired(now);
+            this.cache.set(hash, { caller, expires: now + this.cacheMs });
+          }
+          return caller;
+        } finally {
+          this.pending.delete(hash);
+        }
+      })();
+      this.pending.set(hash, pending);
+    }
+    return pending;
   }
 
   private evictExpired(now: number): void {

@@ -33,6 +33,10 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
     interceptors: options.interceptors,
     readMaxBytes: options.maxMessageBytes,
     acceptCompression: [compressionGzip, compressionBrotli],
+    // Compress only big responses (long list pages). A job is 1–2 KiB, and
+    // gzipping every watch event once per stream cost more CPU than the
+    // loopback or LAN bandwidth it saved (zlib topped the profile).
+    compressMinBytes: 64 * 1024,
   });
   options.routes(router);
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));

@@ -91,6 +91,20 @@ export function loggingInterceptor(log: Logger, metrics?: Metrics): Interceptor 
   };
 }
 
+/** Counts unary calls in flight, so draining knows when the last one has answered. */
+export class InFlight {
+  count = 0;
+  readonly interceptor: Interceptor = (next) => async (req) => {
+    if (req.stream) return next(req);
+    this.count++;
+    try {
+      return await next(req);
+    } finally {
+      this.count--;
+    }
+  };
+}
+
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const call = req.method.name;

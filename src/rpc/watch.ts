@@ -14,6 +14,7 @@ import { FINAL_STATES, FINISHED_STATES, type JobStateName } from "../domain/stat
 import type { EventHub } from "../events/hub.js";
 import type { Notifier } from "../events/notifier.js";
 import { WatchQueue } from "../events/watch-queue.js";
+import { Admission } from "./admission.js";
 import type { JobService } from "../gen/jobs/v1/job_service_pb.js";
 import { HeartbeatSchema } from "../gen/jobs/v1/job_pb.js";
 import {
@@ -34,6 +35,8 @@ export interface WatchDeps {
   readonly watchBufferEvents: number;
   /** Aborted when the server starts draining: streams then end UNAVAILABLE so clients reconnect elsewhere. */
   readonly drainSignal?: AbortSignal;
+  /** How many streams may read their replay or snapshot at once (see admission.ts). */
+  readonly watchSetupSlots?: number;
 }
 
 const REPLAY_PAGE = 500;
@@ -42,6 +45,7 @@ type WatchHandlers = Pick<ServiceImpl<typeof JobService>, "watchJob" | "watchJob
 
 export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
   const { store, hub } = deps;
+  const admission = new Admission(deps.watchSetupSlots ?? 8);
   const heartbeatMs = deps.watchHeartbeatSeconds * 1000;
   const heartbeat = (revision: number) =>
     create(HeartbeatSchema, { revision: BigInt(revision), sentAt: timestampFromMicros(Date.now() * 1000) });
@@ -56,9 +60,14 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
       const unsubscribe = hub.subscribeJob(jobId, queue);
       const signal = streamSignal(ctx, deps.drainSignal);
       try {
-        await deps.notifier.ensureActive();
-        const job = await store.get(jobId, principal, "WatchJob");
-        if (after > job.revision) throw new RevisionOutOfRange(jobId, req.afterRevision, job.revision);
+        const { job, firstPage } = await admission.run(async () => {
+          await deps.notifier.ensureActive();
+          const job = await store.get(jobId, principal, "WatchJob");
+          if (after > job.revision) throw new RevisionOutOfRange(jobId, req.afterRevision, job.revision);
+          // A client resuming at the current revision (the usual reconnect) needs no replay read.
+          const firstPage = after < job.revision ? await store.events(jobId, after, REPLAY_PAGE) : [];
+          return { job, firstPage };
+        });
         if (after === job.revision && FINAL_STATES.has(job.state)) return;
 
         let last = after;
@@ -66,20 +75,22 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
           last = event.revision;
           return create(WatchJobResponseSchema, { kind: { case: "event", value: eventToProto(event) } });
         };
-        // Replay, then whatever a gap in the live queue leaves out: both read the log by revision.
+        /** Events after `last` up to `upTo`, from the log: fills a gap in the live queue. */
         async function* fromLog(upTo: number) {
-          for (;;) {
+          while (last < upTo) {
             const events = await store.events(jobId, last, Math.min(REPLAY_PAGE, upTo - last));
-            for (const event of events) {
-              yield event;
-            }
-            if (events.length < REPLAY_PAGE || last >= upTo) return;
+            if (events.length === 0) return;
+            yield* events;
           }
         }
 
-        for await (const event of fromLog(Number.MAX_SAFE_INTEGER)) {
-          yield send(event);
-          if (FINISHED_STATES.has(event.toState)) return;
+        // Replay, a page at a time.
+        for (let page = firstPage; ; page = await store.events(jobId, last, REPLAY_PAGE)) {
+          for (const event of page) {
+            yield send(event);
+            if (FINISHED_STATES.has(event.toState)) return;
+          }
+          if (page.length < REPLAY_PAGE) break;
         }
         for (;;) {
           const next = await queue.next(heartbeatMs, signal);
@@ -130,8 +141,10 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
       const unsubscribe = hub.subscribeFiltered(queue);
       const signal = streamSignal(ctx, deps.drainSignal);
       try {
-        await deps.notifier.ensureActive();
-        const snapshot = await store.unfinished(filter);
+        const snapshot = await admission.run(async () => {
+          await deps.notifier.ensureActive();
+          return store.unfinished(filter);
+        });
         // Live events of snapshot jobs at or below the snapshot's revision are already known.
         const snapshotRevision = new Map<string, number>();
         for (const job of snapshot) {

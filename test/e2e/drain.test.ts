@@ -13,7 +13,7 @@ import pg from "pg";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { freshDatabase, sql } from "../support/harness.js";
 import { createServiceToken, type ServerProcess, spawnServer } from "../support/processes.js";
-import { eventually, readToEnd, readUntil } from "../support/watching.js";
+import { eventually, readToEnd, readUntil, streamOnOwnConnection } from "../support/watching.js";
 
 let databaseUrl: string;
 let token: string;
@@ -120,4 +120,30 @@ test("SIGTERM on an idle server exits 0", async () => {
   idle.child.kill("SIGTERM");
   expect(await idle.exited).toEqual({ code: 0, signal: null });
   expect(await connectOutcome(idle.port)).toBe("ECONNREFUSED");
+});
+
+test("SIGTERM does not wait SHUTDOWN_TIMEOUT_SECONDS for a client that stopped reading", async () => {
+  const stalledServer = await spawnServer({ databaseUrl, env: { SHUTDOWN_TIMEOUT_SECONDS: "600" } });
+  const stalledClient = jobsClient(stalledServer.address, token);
+  const { stream, close } = streamOnOwnConnection(stalledServer.address, token, "WatchJobs", { company_id: "808" });
+  try {
+    const stalled = reader(stream);
+    await readUntil(stalled, (m) => m.kind === "synced");
+    stream.pause(); // nothing reads it from here on: its flow-control window fills and the server's writes block
+    // Far more than any HTTP/2 window: ~16 KiB a job, two events each.
+    const padding = { other: { fields: { padding: { stringValue: "x".repeat(16_000) } } } };
+    for (let i = 0; i < 120; i++) {
+      const { job } = await stalledClient.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "808", input: padding });
+      await stalledClient.call("CancelJob", { job_id: job.id }).catch(() => undefined);
+      await stalledClient.call("FailJob", { job_id: job.id, message: "filler" });
+    }
+    stalledServer.child.kill("SIGTERM");
+    // With a 600 s timeout, only not waiting for the stalled stream lets it exit within the test's time.
+    expect(await stalledServer.exited).toEqual({ code: 0, signal: null });
+  } finally {
+    stream.on("error", () => {});
+    close();
+    stalledClient.close();
+    await stalledServer.stop(1_000);
+  }
 });
