@@ -17,7 +17,7 @@ import { migrate, openOrm } from "../../src/store/orm.js";
 import { attempt, authorizationMetadata, bearer, eventually } from "../support/auth-calls.js";
 import { jobsClient, type JobsClient, type RpcError, withErrorInfo } from "../support/grpc.js";
 import { type HealthClient, healthClient } from "../support/health-client.js";
-import { startServer, type TestServer } from "../support/harness.js";
+import { sql, startServer, type TestServer } from "../support/harness.js";
 
 let dir: string;
 let postgres: RunningPostgres | null = null;
@@ -44,7 +44,10 @@ beforeAll(async () => {
   } finally {
     await orm.close(true);
   }
-  server = await startServer({ databaseUrl: postgres.url, env: { DB_ACQUIRE_TIMEOUT_MS: "1000" } });
+  server = await startServer({
+    databaseUrl: postgres.url,
+    env: { DB_ACQUIRE_TIMEOUT_MS: "1000", REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "4" },
+  });
   client = jobsClient(server.address, server.tokens.service);
   health = healthClient(server.address);
 });
@@ -134,4 +137,27 @@ test("the database goes away and comes back: NOT_SERVING and UNAVAILABLE, then S
     const changes = w.seen.filter((s, i) => s !== w.seen[i - 1]);
     expect(changes).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
   }
+});
+
+test("after the database returns, the reaper waits REAPER_GRACE_SECONDS before failing expired leases", async () => {
+  if (!server || !postgres) throw new Error("setup failed");
+  const port = postgres.port;
+  const { job } = await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" });
+  await client.call("RunJob", { job_id: job.id, executor_id: "ex-outage", lease_seconds: 3600 });
+
+  await postgres.stop();
+  postgres = null;
+  expect(await eventually(async () => (await health.checkOutcome("")) === "NOT_SERVING", 6_000, 100)).toBe(true);
+  postgres = await startPostgres(port);
+  expect(await eventually(async () => (await health.checkOutcome("")) === "SERVING", 20_000, 100)).toBe(true);
+
+  // The lease ran out while the executor could not reach us: it deserves a chance to heartbeat.
+  await sql(postgres.url, "update jobs set lease_expires_at = now() - interval '1 second' where id = $1", [job.id]);
+  // Well inside the 4 s grace (several reaper ticks of 1 s), the job is still RUNNING…
+  await new Promise((r) => setTimeout(r, 1500));
+  expect((await client.call("GetJob", { job_id: job.id })).job.state).toBe("JOB_STATE_RUNNING");
+  // …and after it, the reaper fails it.
+  expect(
+    await eventually(async () => (await client.call("GetJob", { job_id: job.id })).job.state === "JOB_STATE_FAILED", 15_000, 200),
+  ).toBe(true);
 });

@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
+import { spawnServer } from "../support/processes.js";
 
 let server: TestServer;
 let client: JobsClient;
@@ -142,15 +143,11 @@ describe("the reaper", () => {
 });
 
 describe("two replicas reaping one batch", () => {
-  test("every expired job gets exactly one reaping event", async () => {
-    const replicas = await Promise.all([
-      startServer({ env: { REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "0", REAPER_BATCH_SIZE: "7" } }),
-    ]);
-    const [a] = replicas;
-    const b = await startServer({
-      databaseUrl: a.databaseUrl,
-      env: { REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "0", REAPER_BATCH_SIZE: "7" },
-    });
+  test("every expired job gets exactly one reaping event, with two server processes", async () => {
+    const reaperEnv = { REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "0", REAPER_BATCH_SIZE: "7" };
+    const a = await startServer({ env: reaperEnv });
+    // The second replica is a real process of its own.
+    const b = await spawnServer({ databaseUrl: a.databaseUrl, env: reaperEnv });
     const clientA = jobsClient(a.address, a.tokens.service);
     try {
       const ids: string[] = [];
