@@ -122,6 +122,13 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     if (options.migrate ?? config.migrateOnStart) {
       const applied = await migrate(orm, databaseUrl);
       if (applied.length) log.info("migrations applied", { migrations: applied });
+    } else {
+      const pending = await orm.migrator.getPending();
+      if (pending.length) {
+        throw new Error(
+          `the database schema is behind this server (pending migrations: ${pending.map((m) => m.name).join(", ")}); run \`jobsctl migrate\`, or start with MIGRATE_ON_START=true`,
+        );
+      }
     }
 
     const probe = new DatabaseProbe(databaseUrl, 1000, Math.min(config.dbAcquireTimeoutMs, 2000));
