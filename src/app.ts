@@ -147,9 +147,9 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     });
     await notifier.start();
     cleanups.unshift(() => notifier.stop());
-    const store = new JobStore(orm, (events) => {
-      notifier.committed(events);
-      for (const event of events) metrics.transitions.inc({ type: event.type });
+    const store = new JobStore(orm, (committed) => {
+      notifier.committed(committed);
+      for (const { event } of committed) metrics.transitions.inc({ type: event.type });
     });
     metrics.gauge("jobs_watch_streams", "Open watch subscriptions (WatchJob and WatchJobs streams).", () => hub.size);
     metrics.gauge("jobs_notifier_lag_milliseconds", "Commit-to-publication delay of the latest events this process published.", () => notifier.stats.lastLagMs);

@@ -47,7 +47,7 @@ export const VARIABLES = {
   WATCH_HEARTBEAT_SECONDS: ["15", "Idle watch streams get a heartbeat this often."],
   WATCH_BUFFER_EVENTS: ["1000", "Events buffered per watch stream; a client further behind is cut off (UNAVAILABLE) and resumes."],
   WATCH_POLL_INTERVAL_MS: ["1000", "Longest delay of a watch event if every notification were lost."],
-  NOTIFY_INTERVAL_MS: ["2", "At most one NOTIFY per this interval per process."],
+  NOTIFY_INTERVAL_MS: ["20", "At most one NOTIFY per this interval per process: the longest extra wait of a watcher on another replica."],
   LEASE_DEFAULT_SECONDS: ["60", "Lease of a RunJob that names none."],
   REAPER_INTERVAL_SECONDS: ["5", "How often expired leases are reaped."],
   REAPER_GRACE_SECONDS: ["10", "After the database comes back, wait this long before reaping."],

@@ -29,36 +29,36 @@ export class Authenticator {
         ? new Unauthenticated("MISSING_TOKEN", "this call needs an `authorization: Bearer <token>` header; create a token with `jobsctl tokens create`")
         : new Unauthenticated("MALFORMED_TOKEN", "the authorization header must be `Bearer <token>` with a token issued by `jobsctl tokens create`");
     }
-    const hash = hashSecret(parsed.secret);
+    // Keyed by the secret itself, so that a cached call does no hashing.
     const now = this.now();
-    const cached = this.cache.get(hash);
+    const cached = this.cache.get(parsed.secret);
     let caller: Caller | null;
     if (cached && cached.expires > now) {
       caller = cached.caller;
     } else {
-      caller = await this.lookup(hash, now);
+      caller = await this.lookup(parsed.secret, now);
     }
     if (!caller) throw new Unauthenticated("INVALID_TOKEN", "the bearer token is unknown or revoked");
     return caller;
   }
 
-  private lookup(hash: string, now: number): Promise<Caller | null> {
-    let pending = this.pending.get(hash);
+  private lookup(secret: string, now: number): Promise<Caller | null> {
+    let pending = this.pending.get(secret);
     if (!pending) {
       pending = (async () => {
         try {
-          const info = await this.tokens.findActive(hash);
+          const info = await this.tokens.findActive(hashSecret(secret));
           const caller = info ? { principal: info.principal, scopes: new Set(info.scopes), tokenId: info.id } : null;
           if (this.cacheMs > 0) {
             if (this.cache.size > 10_000) this.evictExpired(now);
-            this.cache.set(hash, { caller, expires: now + this.cacheMs });
+            this.cache.set(secret, { caller, expires: now + this.cacheMs });
           }
           return caller;
         } finally {
-          this.pending.delete(hash);
+          this.pending.delete(secret);
         }
       })();
-      this.pending.set(hash, pending);
+      this.pending.set(secret, pending);
     }
     return pending;
   }

@@ -1,12 +1,12 @@
 // One notifier per process: it learns that events were committed (anywhere,
-// by any replica), reads them once from the event table, and publishes them
-// to the in-process hub.
+// by any replica) and publishes each once to the in-process hub.
 //
 // Commits never pay for this. A transition does not NOTIFY inside its own
 // transaction (PostgreSQL serializes the commits of notifying transactions;
-// see TOOLCHAIN.md). Instead, after commits, this process sends at most one
-// payload-free NOTIFY at a time, from its own LISTEN connection, outside any
-// transition: commits that land while one is in flight share the next. Every
+// see TOOLCHAIN.md). Events this process commits are published at once, from
+// memory. For the other replicas, this process then sends at most one
+// payload-free NOTIFY per `notifyIntervalMs`, from its own LISTEN connection,
+// outside any transition: commits in that window share it. Every other
 // replica's notifier wakes on it and reads the feed (store/event-feed.ts),
 // which is the source of truth: a lost notification, a crashed replica that
 // committed but never notified, or a LISTEN connection that dropped is caught
@@ -16,7 +16,8 @@
 import pg from "pg";
 import type { EventRecord } from "../domain/job.js";
 import type { Logger } from "../log.js";
-import { currentWatermark, readFeed } from "../store/event-feed.js";
+import { currentWatermark, type FeedEvent, readFeed } from "../store/event-feed.js";
+import type { CommittedEvent } from "../store/job-store.js";
 import type { QueryRunner } from "../store/sql.js";
 import type { EventHub } from "./hub.js";
 
@@ -110,17 +111,34 @@ export class Notifier {
     return this.activating;
   }
 
-  /** Called after this process committed events. */
-  committed(events: readonly EventRecord[]): void {
+  /** Called right after this process committed events: publish them here, and tell the other replicas. */
+  committed(events: readonly CommittedEvent[]): void {
     if (events.length === 0) return;
     this.requestNotify();
-    // Watchers on this replica need not wait for the notification's round trip.
-    this.requestRead();
+    if (!this.active) return;
+    // Publish from memory only what keeps each job's events in order: an
+    // event whose predecessor was published already (or that has none). A
+    // predecessor committed by another replica and not yet read would
+    // otherwise arrive after it; the feed returns both, in order.
+    const ready: CommittedEvent[] = [];
+    const deferred = new Set<string>();
+    for (const committed of events) {
+      const { jobId, revision } = committed.event;
+      if (!deferred.has(jobId) && (revision === 1 || this.published.has(`${jobId}:${revision - 1}`))) {
+        ready.push(committed);
+      } else {
+        deferred.add(jobId);
+      }
+    }
+    this.publish(ready);
+    if (deferred.size > 0) this.requestRead();
   }
 
   private async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: "jobs-notifier" });
-    client.on("notification", () => {
+    client.on("notification", (message) => {
+      // Our own NOTIFY (sent on this connection): this process published those events already.
+      if (message.processId === (client as unknown as { processID: number }).processID) return;
       this.stats.notificationsReceived++;
       this.requestRead();
     });
@@ -220,21 +238,30 @@ export class Notifier {
     const page = await readFeed(this.options.runner(), this.watermark);
     this.stats.feedReads++;
     if (!this.active) return;
+    this.publish(page.events);
+    this.watermark = page.watermark;
+    for (const [key, xid] of this.published) {
+      if (xid < this.watermark) this.published.delete(key);
+    }
+  }
+
+  /**
+   * Publishes each event once. An event may come twice, from this process's
+   * commit and from a feed read whose window covers its transaction; the
+   * record of what was published is kept until the watermark passes it.
+   */
+  private publish(events: readonly FeedEvent[]): void {
     const fresh: EventRecord[] = [];
-    for (const { xid, event } of page.events) {
+    for (const { xid, event } of events) {
+      if (xid < this.watermark) continue; // before this notifier started: the streams' replay has it
       const key = `${event.jobId}:${event.revision}`;
       if (this.published.has(key)) continue;
       this.published.set(key, xid);
       fresh.push(event);
     }
-    this.watermark = page.watermark;
-    for (const [key, xid] of this.published) {
-      if (xid < this.watermark) this.published.delete(key);
-    }
-    if (fresh.length) {
-      this.stats.eventsPublished += fresh.length;
-      this.stats.lastLagMs = Math.max(0, Date.now() - fresh[fresh.length - 1].occurredAt / 1000);
-      this.options.hub.publish(fresh);
-    }
+    if (fresh.length === 0) return;
+    this.stats.eventsPublished += fresh.length;
+    this.stats.lastLagMs = Math.max(0, Date.now() - fresh[fresh.length - 1].occurredAt / 1000);
+    this.options.hub.publish(fresh);
   }
 }

@@ -63,64 +63,94 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
 /**
  * Counts request message bytes as they arrive: per envelope for the enveloped
  * protocols (gRPC, gRPC-Web, Connect streaming: 1 flag byte + 4 length bytes
- * before each message), the whole body otherwise (Connect unary).
+ * before each message), the whole body otherwise (Connect unary). A plain
+ * iterator, not an async generator: it wraps every request on the hot path.
  */
 function limitBody(req: UniversalServerRequest, max: number, call: string): UniversalServerRequest {
   const body = req.body;
   if (!isByteStream(body)) return req;
   const enveloped = /^application\/(grpc|connect\+)/.test(req.header.get("content-type") ?? "");
-  const tooLarge = (size: number) =>
-    new ConnectError(
-      `the request message is ${size} bytes, over this server's limit of ${max} bytes (MAX_MESSAGE_BYTES)`,
-      Code.ResourceExhausted,
-      undefined,
-      [
-        {
-          desc: ErrorInfoSchema,
-          value: create(ErrorInfoSchema, {
-            reason: "MESSAGE_TOO_LARGE",
-            domain: "jobs.v1",
-            metadata: { call, limit: String(max), size: String(size) },
-          }),
-        },
-      ],
-    );
   if (!enveloped) {
     // Connect would refuse a large Content-Length itself, but without our
     // ErrorInfo; counting the body below refuses it the same, with one.
     req.header.delete("content-length");
   }
-  async function* limited(): AsyncIterable<Uint8Array> {
-    let total = 0;
-    // Enveloped: bytes still to skip in the current message, and a partial header.
-    let remaining = 0;
-    let header: number[] = [];
-    for await (const chunk of body as AsyncIterable<Uint8Array>) {
-      if (!enveloped) {
-        total += chunk.byteLength;
-        if (total > max) throw tooLarge(total);
-      } else {
-        let i = 0;
-        while (i < chunk.byteLength) {
-          if (remaining > 0) {
-            const skip = Math.min(remaining, chunk.byteLength - i);
-            remaining -= skip;
-            i += skip;
-            continue;
+  const counter = new MessageSizeCounter(enveloped, max);
+  const limited: AsyncIterable<Uint8Array> = {
+    [Symbol.asyncIterator]() {
+      const source = body[Symbol.asyncIterator]();
+      return {
+        async next() {
+          const result = await source.next();
+          if (!result.done) {
+            const oversized = counter.add(result.value);
+            if (oversized > 0) throw tooLarge(oversized, max, call);
           }
-          header.push(chunk[i++]);
-          if (header.length === 5) {
-            const length = ((header[1] << 24) >>> 0) + (header[2] << 16) + (header[3] << 8) + header[4];
-            if (length > max) throw tooLarge(length);
-            remaining = length;
-            header = [];
-          }
-        }
-      }
-      yield chunk;
+          return result;
+        },
+        return: (value?: unknown) => source.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+      };
+    },
+  };
+  return { ...req, body: limited };
+}
+
+class MessageSizeCounter {
+  private total = 0;
+  /** Enveloped: bytes of the current message still to come, and of its header read so far. */
+  private remaining = 0;
+  private headerRead = 0;
+  private length = 0;
+
+  constructor(
+    private readonly enveloped: boolean,
+    private readonly max: number,
+  ) {}
+
+  /** Counts a chunk; returns the size of a message over the limit, or 0. */
+  add(chunk: Uint8Array): number {
+    if (!this.enveloped) {
+      this.total += chunk.byteLength;
+      return this.total > this.max ? this.total : 0;
     }
+    let i = 0;
+    while (i < chunk.byteLength) {
+      if (this.remaining > 0) {
+        const skip = Math.min(this.remaining, chunk.byteLength - i);
+        this.remaining -= skip;
+        i += skip;
+        continue;
+      }
+      // Header: a flag byte, then the length as 4 bytes, big-endian.
+      const byte = chunk[i++];
+      if (this.headerRead > 0) this.length = this.length * 256 + byte;
+      if (++this.headerRead === 5) {
+        if (this.length > this.max) return this.length;
+        this.remaining = this.length;
+        this.headerRead = 0;
+        this.length = 0;
+      }
+    }
+    return 0;
   }
-  return { ...req, body: limited() };
+}
+
+function tooLarge(size: number, max: number, call: string): ConnectError {
+  return new ConnectError(
+    `the request message is ${size} bytes, over this server's limit of ${max} bytes (MAX_MESSAGE_BYTES)`,
+    Code.ResourceExhausted,
+    undefined,
+    [
+      {
+        desc: ErrorInfoSchema,
+        value: create(ErrorInfoSchema, {
+          reason: "MESSAGE_TOO_LARGE",
+          domain: "jobs.v1",
+          metadata: { call, limit: String(max), size: String(size) },
+        }),
+      },
+    ],
+  );
 }
 
 function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {

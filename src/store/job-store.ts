@@ -24,6 +24,7 @@ import {
 } from "../domain/job.js";
 import { type Principal, principalKey, REAPER } from "../domain/principal.js";
 import { KeyedQueue } from "./keyed-queue.js";
+import { prepared } from "./prepared-client.js";
 import { EVENT_COLUMNS, type EventRow, eventFromRow, JOB_COLUMNS, type JobRow, jobFromRow } from "./job-rows.js";
 import { asUnavailable, isConnectionError, micros, type QueryRunner, query, timestamp } from "./sql.js";
 
@@ -55,10 +56,101 @@ export interface JobCursor {
   readonly id: string;
 }
 
-/** Told about every committed change, after its commit; the notifier listens here. */
-export type CommitListener = (events: readonly EventRecord[]) => void;
+/** An event this process committed, with the id of the transaction that wrote it. */
+export interface CommittedEvent {
+  readonly event: EventRecord;
+  readonly xid: bigint;
+}
+
+/** Told about every committed change, right after its commit; the notifier listens here. */
+export type CommitListener = (events: readonly CommittedEvent[]) => void;
 
 const UNFINISHED = "('PENDING','RUNNING','PENDING_CANCELLATION')";
+
+// The statements of the hot path, exported so that the benchmark's ceiling
+// (bench/ceiling.ts) sends exactly these, with exactly these parameters.
+
+/** CreateJob: one statement, so atomic without BEGIN/COMMIT: the job, and its CREATED event whose snapshot takes the database's clock for created_at. */
+export const CREATE_JOB_SQL = prepared(
+  "jobs_create",
+  `with inserted as (
+     insert into jobs (id, type, state, company_id, created_by, creator_key, request_id, input, data_plane_id,
+                       compute_pool_id, execution_cluster, revision, created_at, updated_at)
+     values ($1, $2, 'PENDING', $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10, 1, now(), now())
+     on conflict on constraint jobs_creator_request_unique do nothing
+     returning ${JOB_COLUMNS}
+   ), appended as (
+     insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, snapshot)
+     select id, 1, 'CREATED', null, 'PENDING', $4::jsonb, now(),
+            $11::jsonb || jsonb_build_object('createdAt', created_at, 'updatedAt', updated_at)
+     from inserted
+     returning xid::text
+   )
+   select inserted.*, appended.xid from inserted, appended`,
+);
+
+export function createJobParams(event: EventRecord, creatorKey: string, requestId: string | null): unknown[] {
+  const job = event.job;
+  return [
+    job.id,
+    job.type,
+    job.companyId,
+    JSON.stringify(job.createdBy),
+    creatorKey,
+    requestId,
+    jsonOrNull(job.input),
+    job.dataPlaneId,
+    job.computePoolId,
+    job.executionCluster,
+    JSON.stringify(job),
+  ];
+}
+
+/** Lock and read in one round trip: the row (if the viewer may see it) and the database's clock. */
+export const LOCK_JOB_SQL = prepared(
+  "jobs_lock",
+  `select ${JOB_COLUMNS}, ${micros("now()")} as now from jobs
+   where id = $1 and ($2::int8 is null or company_id = $2) for update`,
+);
+
+/** A decided transition: the job row and its event in one statement; returns the writing transaction's id. */
+export const APPEND_TRANSITION_SQL = prepared(
+  "jobs_transition",
+  `with updated as (
+     update jobs set state = $2, executor_id = $3, attempt = $4, revision = $5, result = $6::jsonb,
+       failures = $7::jsonb, cancellation_reason = $8, lease_seconds = $9,
+       lease_expires_at = ${timestamp("$10")}, updated_at = ${timestamp("$11")},
+       started_at = ${timestamp("$12")}, finished_at = ${timestamp("$13")}
+     where id = $1
+   )
+   insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, previous_executor_id, snapshot)
+   values ($1, $5, $14, $15, $2, $16::jsonb, ${timestamp("$11")}, $17, $18::jsonb)
+   returning xid::text`,
+);
+
+export function appendTransitionParams(event: EventRecord): unknown[] {
+  const job = event.job;
+  return [
+    job.id,
+    job.state,
+    job.executorId,
+    job.attempt,
+    job.revision,
+    jsonOrNull(job.result),
+    JSON.stringify(job.failures),
+    job.cancellationReason,
+    job.leaseSeconds,
+    job.leaseExpiresAt,
+    job.updatedAt,
+    job.startedAt,
+    job.finishedAt,
+    event.type,
+    event.fromState,
+    JSON.stringify(event.actor),
+    event.previousExecutorId,
+    JSON.stringify(job),
+  ];
+}
 
 export class JobStore {
   private readonly perJob = new KeyedQueue();
@@ -87,46 +179,16 @@ export class JobStore {
       0,
     );
     const creatorKey = principalKey(creator);
-    // One statement, so atomic without BEGIN/COMMIT: the job, and its CREATED
-    // event whose snapshot takes the database's clock for created_at.
-    const rows = await query<JobRow>(
-      this.client,
-      `with inserted as (
-         insert into jobs (id, type, state, company_id, created_by, creator_key, request_id, input, data_plane_id,
-                           compute_pool_id, execution_cluster, revision, created_at, updated_at)
-         values ($1, $2, 'PENDING', $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10, 1, now(), now())
-         on conflict on constraint jobs_creator_request_unique do nothing
-         returning ${JOB_COLUMNS}
-       ), appended as (
-         insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, snapshot)
-         select id, 1, 'CREATED', null, 'PENDING', $4::jsonb, now(),
-                $11::jsonb || jsonb_build_object('createdAt', created_at, 'updatedAt', updated_at)
-         from inserted
-       )
-       select * from inserted`,
-      [
-        job.id,
-        job.type,
-        job.companyId,
-        JSON.stringify(creator),
-        creatorKey,
-        fields.requestId,
-        jsonOrNull(job.input),
-        job.dataPlaneId,
-        job.computePoolId,
-        job.executionCluster,
-        JSON.stringify(event.job),
-      ],
-    );
+    const rows = await query<JobRow & { xid: string }>(this.client, CREATE_JOB_SQL, createJobParams(event, creatorKey, fields.requestId));
     if (rows.length === 1) {
       const created = jobFromRow(rows[0]);
-      this.onCommit([{ ...event, occurredAt: created.createdAt, job: created }]);
+      this.onCommit([{ event: { ...event, occurredAt: created.createdAt, job: created }, xid: BigInt(rows[0].xid) }]);
       return { job: created, created: true };
     }
     // The request_id was used before by this principal: the job it made, whatever state it is in now.
     const existing = await query<JobRow>(
       this.client,
-      `select ${JOB_COLUMNS} from jobs where creator_key = $1 and request_id = $2`,
+      prepared("jobs_by_request", `select ${JOB_COLUMNS} from jobs where creator_key = $1 and request_id = $2`),
       [creatorKey, fields.requestId],
     );
     if (existing.length !== 1) {
@@ -139,7 +201,7 @@ export class JobStore {
   async get(jobId: string, viewer: Principal, call: string): Promise<JobRecord> {
     const rows = await query<JobRow>(
       this.client,
-      `select ${JOB_COLUMNS} from jobs where id = $1 and ($2::int8 is null or company_id = $2)`,
+      prepared("jobs_get", `select ${JOB_COLUMNS} from jobs where id = $1 and ($2::int8 is null or company_id = $2)`),
       [jobId, companyScope(viewer)],
     );
     if (rows.length === 0) throw new JobNotFound(jobId, call);
@@ -177,7 +239,10 @@ export class JobStore {
   async events(jobId: string, afterRevision: number, limit: number): Promise<EventRecord[]> {
     const rows = await query<EventRow>(
       this.client,
-      `select ${EVENT_COLUMNS} from job_events where job_id = $1 and revision > $2 order by revision limit $3`,
+      prepared(
+        "jobs_events",
+        `select ${EVENT_COLUMNS} from job_events where job_id = $1 and revision > $2 order by revision limit $3`,
+      ),
       [jobId, afterRevision, limit],
     );
     return rows.map(eventFromRow);
@@ -201,15 +266,14 @@ export class JobStore {
 
   /** Applies one transition call under the job's row lock (SPEC §4). */
   async transition(jobId: string, args: TransitionArgs, actor: Principal): Promise<TransitionResult> {
-    const result = await this.perJob.run(jobId, () =>
+    const { result, xid } = await this.perJob.run(jobId, () =>
       this.inTransaction(async (trx) => {
         const { job, now } = await lockJob(trx, jobId, actor, args.call);
         const decided = applyTransition(job, args, actor, now);
-        if (decided.changed) await appendTransition(trx, decided.event);
-        return decided;
+        return { result: decided, xid: decided.changed ? await appendTransition(trx, decided.event) : null };
       }),
     );
-    if (result.changed) this.onCommit([result.event]);
+    if (result.changed && xid !== null) this.onCommit([{ event: result.event, xid }]);
     return result;
   }
 
@@ -221,7 +285,10 @@ export class JobStore {
         const extended = applyHeartbeat(job, executorId, attempt, now);
         await query(
           trx,
-          `update jobs set lease_expires_at = ${timestamp("$2")}, updated_at = ${timestamp("$3")} where id = $1`,
+          prepared(
+            "jobs_heartbeat",
+            `update jobs set lease_expires_at = ${timestamp("$2")}, updated_at = ${timestamp("$3")} where id = $1`,
+          ),
           [jobId, extended.leaseExpiresAt, extended.updatedAt],
         );
         return extended;
@@ -245,20 +312,17 @@ export class JobStore {
          for update skip locked`,
         [limit],
       );
-      const reaped: EventRecord[] = [];
+      const reaped: CommittedEvent[] = [];
       for (const row of rows) {
         const job = jobFromRow(row);
         const now = Number(row.now);
         const result = applyTransition(job, expiryTransition(job, now), REAPER, now);
-        if (result.changed) {
-          await appendTransition(trx, result.event);
-          reaped.push(result.event);
-        }
+        if (result.changed) reaped.push({ event: result.event, xid: await appendTransition(trx, result.event) });
       }
       return reaped;
     });
     if (events.length) this.onCommit(events);
-    return events;
+    return events.map((e) => e.event);
   }
 
   /** Deletes up to `limit` jobs (and, by cascade, their events) that finished more than `days` ago. */
@@ -317,51 +381,15 @@ async function lockJob(
   viewer: Principal,
   call: string,
 ): Promise<{ job: JobRecord; now: number }> {
-  const rows = await query<JobRow & { now: string }>(
-    trx,
-    `select ${JOB_COLUMNS}, ${micros("now()")} as now from jobs
-     where id = $1 and ($2::int8 is null or company_id = $2) for update`,
-    [jobId, companyScope(viewer)],
-  );
+  const rows = await query<JobRow & { now: string }>(trx, LOCK_JOB_SQL, [jobId, companyScope(viewer)]);
   if (rows.length === 0) throw new JobNotFound(jobId, call);
   return { job: jobFromRow(rows[0]), now: Number(rows[0].now) };
 }
 
-/** Writes a decided transition: the job row and its event, in one statement. */
-async function appendTransition(trx: QueryRunner, event: EventRecord): Promise<void> {
-  const job = event.job;
-  await query(
-    trx,
-    `with updated as (
-       update jobs set state = $2, executor_id = $3, attempt = $4, revision = $5, result = $6::jsonb,
-         failures = $7::jsonb, cancellation_reason = $8, lease_seconds = $9,
-         lease_expires_at = ${timestamp("$10")}, updated_at = ${timestamp("$11")},
-         started_at = ${timestamp("$12")}, finished_at = ${timestamp("$13")}
-       where id = $1
-     )
-     insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, previous_executor_id, snapshot)
-     values ($1, $5, $14, $15, $2, $16::jsonb, ${timestamp("$11")}, $17, $18::jsonb)`,
-    [
-      job.id,
-      job.state,
-      job.executorId,
-      job.attempt,
-      job.revision,
-      jsonOrNull(job.result),
-      JSON.stringify(job.failures),
-      job.cancellationReason,
-      job.leaseSeconds,
-      job.leaseExpiresAt,
-      job.updatedAt,
-      job.startedAt,
-      job.finishedAt,
-      event.type,
-      event.fromState,
-      JSON.stringify(event.actor),
-      event.previousExecutorId,
-      JSON.stringify(job),
-    ],
-  );
+/** Writes a decided transition: the job row and its event, in one statement; returns the writing transaction's id. */
+async function appendTransition(trx: QueryRunner, event: EventRecord): Promise<bigint> {
+  const rows = await query<{ xid: string }>(trx, APPEND_TRANSITION_SQL, appendTransitionParams(event));
+  return BigInt(rows[0].xid);
 }
 
 /** The company an API user is confined to; null for services, which see every company. */

@@ -6,6 +6,7 @@ import { MikroORM } from "@mikro-orm/postgresql";
 import pg from "pg";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
+import { PreparingClient } from "./prepared-client.js";
 
 export interface OrmOptions {
   readonly databaseUrl: string;
@@ -35,6 +36,7 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
       // A transition holds a row lock; never let a stuck client hold it forever.
       idle_in_transaction_session_timeout: 30_000,
       application_name: "jobs",
+      Client: PreparingClient,
       onPoolCreated: options.onPool,
     },
     allowGlobalContext: false,

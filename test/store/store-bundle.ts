@@ -33,7 +33,7 @@ export async function storeBundle(poolSize = 40): Promise<StoreBundle> {
   };
   const orm = await open();
   const commits: EventRecord[][] = [];
-  const store = new JobStore(orm, (events) => commits.push([...events]));
+  const store = new JobStore(orm, (committed) => commits.push(committed.map((c) => c.event)));
   return {
     databaseUrl,
     orm,
