@@ -23,9 +23,17 @@ if ! diff -r "$fresh/src/gen" src/gen >/dev/null; then
   exit 1
 fi
 
+# A client generated yesterday must keep working: the protos in the working
+# tree may not break those of main. On main itself, compare with the commit
+# before, so a breaking change landed on main fails its own CI run.
 if git rev-parse --verify -q main >/dev/null 2>&1; then
-  step "buf breaking against the main branch's protos"
-  npx buf breaking --against '.git#branch=main'
+  if [ "$(git rev-parse HEAD)" = "$(git rev-parse main)" ] && git rev-parse --verify -q HEAD~1 >/dev/null; then
+    against='.git#ref=HEAD~1'
+  else
+    against='.git#branch=main'
+  fi
+  step "buf breaking against $against"
+  npx buf breaking --against "$against"
 fi
 
 step "client toolchains (Python venv, Go tools under .cache) and generated client code is up to date"
