@@ -235,7 +235,9 @@ export class Notifier {
   }
 
   private async readOnce(): Promise<void> {
-    const page = await readFeed(this.options.runner(), this.watermark);
+    const page = await readFeed(this.options.runner(), this.watermark, (jobId, revision) =>
+      this.published.has(`${jobId}:${revision}`),
+    );
     this.stats.feedReads++;
     if (!this.active) return;
     this.publish(page.events);

@@ -12,6 +12,7 @@
 
 import { EVENT_COLUMNS, type EventRow, eventFromRow } from "./job-rows.js";
 import type { EventRecord } from "../domain/job.js";
+import { prepared } from "./prepared-client.js";
 import { type QueryRunner, query } from "./sql.js";
 
 export interface FeedEvent {
@@ -31,20 +32,42 @@ export async function currentWatermark(runner: QueryRunner): Promise<bigint> {
   return BigInt(rows[0].xmin);
 }
 
-/** Every event whose transaction may not have been visible at `watermark`'s read, in (job, revision) order. */
-export async function readFeed(runner: QueryRunner, watermark: bigint): Promise<FeedPage> {
-  const rows = await query<Partial<EventRow> & { watermark: string; xid: string | null }>(
+/**
+ * Every event whose transaction may not have been visible at `watermark`'s
+ * read, in (job, revision) order. Two steps: which events the window holds
+ * (ids only), then the whole events for those the caller does not know yet —
+ * most of a window is events this process committed and published already, and
+ * their snapshots need not cross the wire again.
+ */
+export async function readFeed(
+  runner: QueryRunner,
+  watermark: bigint,
+  isKnown: (jobId: string, revision: number) => boolean = () => false,
+): Promise<FeedPage> {
+  const window = await query<{ watermark: string; job_id: string | null; revision: number; xid: string }>(
     runner,
-    `with snapshot as (select pg_snapshot_xmin(pg_current_snapshot())::text as watermark)
-     select snapshot.watermark, e.xid::text as xid, ${EVENT_COLUMNS}
-     from snapshot left join job_events e on e.xid >= $1::xid8
-     order by e.job_id, e.revision`,
+    prepared(
+      "feed_window",
+      `with snapshot as (select pg_snapshot_xmin(pg_current_snapshot())::text as watermark)
+       select snapshot.watermark, e.job_id, e.revision, e.xid::text as xid
+       from snapshot left join job_events e on e.xid >= $1::xid8`,
+    ),
     [watermark.toString()],
   );
+  const unknown = window.filter((row) => row.job_id !== null && !isKnown(row.job_id, row.revision));
   const events: FeedEvent[] = [];
-  for (const row of rows) {
-    if (row.xid === null) continue;
-    events.push({ xid: BigInt(row.xid), event: eventFromRow(row as EventRow) });
+  if (unknown.length > 0) {
+    const rows = await query<EventRow & { xid: string }>(
+      runner,
+      prepared(
+        "feed_events",
+        `select ${EVENT_COLUMNS}, xid::text as xid from job_events
+         where (job_id, revision) in (select * from unnest($1::uuid[], $2::int[]))
+         order by job_id, revision`,
+      ),
+      [unknown.map((row) => row.job_id), unknown.map((row) => row.revision)],
+    );
+    for (const row of rows) events.push({ xid: BigInt(row.xid), event: eventFromRow(row) });
   }
-  return { watermark: BigInt(rows[0].watermark), events };
+  return { watermark: BigInt(window[0].watermark), events };
 }
