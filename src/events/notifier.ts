@@ -124,7 +124,14 @@ export class Notifier {
     const deferred = new Set<string>();
     for (const committed of events) {
       const { jobId, revision } = committed.event;
-      if (!deferred.has(jobId) && (revision === 1 || this.published.has(`${jobId}:${revision - 1}`))) {
+      // The predecessor is out already if this process published it, or if it
+      // was committed before the last feed read began (that read, or the
+      // streams' replay, covered it).
+      const predecessorOut =
+        committed.previousXid === null ||
+        committed.previousXid < this.watermark ||
+        this.published.has(`${jobId}:${revision - 1}`);
+      if (!deferred.has(jobId) && predecessorOut) {
         ready.push(committed);
       } else {
         deferred.add(jobId);

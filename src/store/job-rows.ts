@@ -63,8 +63,12 @@ export function jobFromRow(row: JobRow): JobRecord {
   };
 }
 
-export const EVENT_COLUMNS = `job_id, revision, type, from_state, to_state, actor, ${micros("occurred_at")} as occurred_at,
-  previous_executor_id, snapshot`;
+/** The select list of every event read; `table` qualifies the columns when a query joins. */
+export const eventColumns = (table = "") =>
+  `${table}job_id, ${table}revision, ${table}type, ${table}from_state, ${table}to_state, ${table}actor,
+  ${micros(`${table}occurred_at`)} as occurred_at, ${table}previous_executor_id, ${table}snapshot`;
+
+export const EVENT_COLUMNS = eventColumns();
 
 export interface EventRow {
   job_id: string;

@@ -60,12 +60,17 @@ export interface JobCursor {
 export interface CommittedEvent {
   readonly event: EventRecord;
   readonly xid: bigint;
+  /** The id of the transaction that wrote the job's previous event (null for CREATED). */
+  readonly previousXid: bigint | null;
 }
 
 /** Told about every committed change, right after its commit; the notifier listens here. */
 export type CommitListener = (events: readonly CommittedEvent[]) => void;
 
 const UNFINISHED = "('PENDING','RUNNING','PENDING_CANCELLATION')";
+
+/** The transaction that wrote a `jobs` row's latest event, as a select-list item. */
+const PREVIOUS_XID = `(select e.xid::text from job_events e where e.job_id = jobs.id and e.revision = jobs.revision) as previous_xid`;
 
 // The statements of the hot path, exported so that the benchmark's ceiling
 // (bench/ceiling.ts) sends exactly these, with exactly these parameters.
@@ -106,11 +111,15 @@ export function createJobParams(event: EventRecord, creatorKey: string, requestI
   ];
 }
 
-/** Lock and read in one round trip: the row (if the viewer may see it) and the database's clock. */
+/**
+ * Lock and read in one round trip: the row (if the viewer may see it), the
+ * database's clock, and which transaction wrote the job's latest event (the
+ * notifier needs it to keep each job's events in order).
+ */
 export const LOCK_JOB_SQL = prepared(
   "jobs_lock",
-  `select ${JOB_COLUMNS}, ${micros("now()")} as now from jobs
-   where id = $1 and ($2::int8 is null or company_id = $2) for update`,
+  `select ${JOB_COLUMNS}, ${micros("now()")} as now, ${PREVIOUS_XID}
+   from jobs where id = $1 and ($2::int8 is null or company_id = $2) for update`,
 );
 
 /** A decided transition: the job row and its event in one statement; returns the writing transaction's id. */
@@ -182,7 +191,9 @@ export class JobStore {
     const rows = await query<JobRow & { xid: string }>(this.client, CREATE_JOB_SQL, createJobParams(event, creatorKey, fields.requestId));
     if (rows.length === 1) {
       const created = jobFromRow(rows[0]);
-      this.onCommit([{ event: { ...event, occurredAt: created.createdAt, job: created }, xid: BigInt(rows[0].xid) }]);
+      this.onCommit([
+        { event: { ...event, occurredAt: created.createdAt, job: created }, xid: BigInt(rows[0].xid), previousXid: null },
+      ]);
       return { job: created, created: true };
     }
     // The request_id was used before by this principal: the job it made, whatever state it is in now.
@@ -266,14 +277,14 @@ export class JobStore {
 
   /** Applies one transition call under the job's row lock (SPEC §4). */
   async transition(jobId: string, args: TransitionArgs, actor: Principal): Promise<TransitionResult> {
-    const { result, xid } = await this.perJob.run(jobId, () =>
+    const { result, xid, previousXid } = await this.perJob.run(jobId, () =>
       this.inTransaction(async (trx) => {
-        const { job, now } = await lockJob(trx, jobId, actor, args.call);
+        const { job, now, previousXid } = await lockJob(trx, jobId, actor, args.call);
         const decided = applyTransition(job, args, actor, now);
-        return { result: decided, xid: decided.changed ? await appendTransition(trx, decided.event) : null };
+        return { result: decided, xid: decided.changed ? await appendTransition(trx, decided.event) : null, previousXid };
       }),
     );
-    if (result.changed && xid !== null) this.onCommit([{ event: result.event, xid }]);
+    if (result.changed && xid !== null) this.onCommit([{ event: result.event, xid, previousXid }]);
     return result;
   }
 
@@ -304,9 +315,9 @@ export class JobStore {
    */
   async reapExpired(limit: number): Promise<EventRecord[]> {
     const events = await this.inTransaction(async (trx) => {
-      const rows = await query<JobRow & { now: string }>(
+      const rows = await query<LockedRow>(
         trx,
-        `select ${JOB_COLUMNS}, ${micros("now()")} as now from jobs
+        `select ${JOB_COLUMNS}, ${micros("now()")} as now, ${PREVIOUS_XID} from jobs
          where state in ('RUNNING','PENDING_CANCELLATION') and lease_expires_at <= now()
          order by lease_expires_at limit $1
          for update skip locked`,
@@ -317,7 +328,10 @@ export class JobStore {
         const job = jobFromRow(row);
         const now = Number(row.now);
         const result = applyTransition(job, expiryTransition(job, now), REAPER, now);
-        if (result.changed) reaped.push({ event: result.event, xid: await appendTransition(trx, result.event) });
+        if (result.changed) {
+          const xid = await appendTransition(trx, result.event);
+          reaped.push({ event: result.event, xid, previousXid: orNull(row.previous_xid) });
+        }
       }
       return reaped;
     });
@@ -380,11 +394,15 @@ async function lockJob(
   jobId: string,
   viewer: Principal,
   call: string,
-): Promise<{ job: JobRecord; now: number }> {
-  const rows = await query<JobRow & { now: string }>(trx, LOCK_JOB_SQL, [jobId, companyScope(viewer)]);
+): Promise<{ job: JobRecord; now: number; previousXid: bigint | null }> {
+  const rows = await query<LockedRow>(trx, LOCK_JOB_SQL, [jobId, companyScope(viewer)]);
   if (rows.length === 0) throw new JobNotFound(jobId, call);
-  return { job: jobFromRow(rows[0]), now: Number(rows[0].now) };
+  return { job: jobFromRow(rows[0]), now: Number(rows[0].now), previousXid: orNull(rows[0].previous_xid) };
 }
+
+type LockedRow = JobRow & { now: string; previous_xid: string | null };
+
+const orNull = (xid: string | null) => (xid === null ? null : BigInt(xid));
 
 /** Writes a decided transition: the job row and its event, in one statement; returns the writing transaction's id. */
 async function appendTransition(trx: QueryRunner, event: EventRecord): Promise<bigint> {
