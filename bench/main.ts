@@ -528,7 +528,13 @@ async function compareServers(otherJobsctl: string, otherEnv: string, out: strin
     const token = await createToken(db.url, dataDir);
     const a = await startServer({ databaseUrl: db.url, dataDir: join(db.scratchDir, "a") });
     servers.push(a);
-    const env = Object.fromEntries(otherEnv.split(/[\s,]+/).filter(Boolean).map((kv) => kv.split("=", 2) as [string, string]));
+    // "K=V K=V": split each at its first "=", so values may hold "=" (NODE_OPTIONS=--flag=1).
+    const env = Object.fromEntries(
+      otherEnv
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)] as [string, string]),
+    );
     const b = await startServer({ databaseUrl: db.url, dataDir: join(db.scratchDir, "b"), env, jobsctl: otherJobsctl });
     servers.push(b);
     progress(`A: ${JOBSCTL} (pid ${a.pid}); B: ${otherJobsctl} ${otherEnv} (pid ${b.pid})`);
