@@ -254,7 +254,6 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         })();
         const outcome = await Promise.race([listener.closed(), unaryDone, deadline]);
         if (outcome === "timeout") log.warn("calls still running after SHUTDOWN_TIMEOUT_SECONDS; closing them");
-        listener.destroy();
         await runCleanups(cleanups, log);
         log.info("stopped");
       })();

@@ -4,6 +4,7 @@
 // SKIP LOCKED). After this replica loses the database it waits a grace period
 // once it is back, so executors get a chance to heartbeat first (SPEC §11).
 
+import { Unavailable } from "../domain/errors.js";
 import type { EventRecord } from "../domain/job.js";
 import type { Logger } from "../log.js";
 import type { DatabaseProbe } from "../store/database-probe.js";
@@ -71,7 +72,7 @@ export class Reaper {
           if (events.length < this.options.batchSize) break;
         }
       } catch (error) {
-        if (isConnectionError(error) || (error as { kind?: string }).kind === "unavailable") {
+        if (isConnectionError(error) || error instanceof Unavailable) {
           this.quietUntil = Date.now() + this.options.graceMs;
         }
         this.log.warn("reaping expired leases failed; will retry", {

@@ -1,7 +1,7 @@
 // Domain records ↔ jobs.v1 messages. The only place that knows both shapes.
 
 import { create, fromJson, type JsonValue as PbJson, toJson } from "@bufbuild/protobuf";
-import { type Timestamp, TimestampSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, TimestampSchema, type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { EventRecord, FailureRecord, JobRecord, JsonValue } from "../domain/job.js";
 import type { Principal } from "../domain/principal.js";
 import type { ExecutionClusterName, JobStateName, JobTypeName } from "../domain/states.js";
@@ -65,7 +65,7 @@ export function resultToJson(result: JobResult): JsonValue {
   return toJson(JobResultSchema, result) as JsonValue;
 }
 
-export function diagnosticToJson(value: Parameters<typeof toJson<typeof ValueSchema>>[1] | undefined): JsonValue | null {
+export function diagnosticToJson(value: Value | undefined): JsonValue | null {
   return value === undefined ? null : (toJson(ValueSchema, value) as JsonValue);
 }
 

@@ -61,12 +61,13 @@ export function loggingInterceptor(log: Logger, metrics?: Metrics): Interceptor 
     req.contextValues.set(logFieldsKey, fields);
     const call = req.method.name;
     const finish = (error: unknown) => {
-      const code = error === undefined ? "ok" : codeName(ConnectError.from(error).code);
+      const failure = error === undefined ? undefined : ConnectError.from(error);
+      const code = failure === undefined ? "ok" : codeName(failure.code);
       const elapsedMs = performance.now() - started;
       metrics?.rpcs.inc({ method: call, code });
       metrics?.rpcSeconds.observe({ method: call }, elapsedMs / 1000);
       const caller = req.contextValues.get(callerKey);
-      const level = error !== undefined && ConnectError.from(error).code === Code.Internal ? "error" : "info";
+      const level = failure?.code === Code.Internal ? "error" : "info";
       if (!log.enabled(level)) return;
       log[level]("rpc", {
         call,
@@ -74,7 +75,7 @@ export function loggingInterceptor(log: Logger, metrics?: Metrics): Interceptor 
         durationMs: Math.round(elapsedMs * 100) / 100,
         ...(caller ? { principal: principalKey(caller.principal), tokenId: caller.tokenId } : {}),
         ...fields,
-        ...(error !== undefined ? { error: ConnectError.from(error).rawMessage } : {}),
+        ...(failure !== undefined ? { error: failure.rawMessage } : {}),
       });
     };
     try {

@@ -81,10 +81,8 @@ function answerRequest(registry: Registry, files: Map<string, DescFile>, service
       return file ? { files: withDependencies(file) } : notFound(`symbol "${q.value}"`);
     }
     case "fileContainingExtension": {
-      const ext = registry.getExtensionFor(
-        registry.getMessage(q.value.containingType) ?? ({ typeName: q.value.containingType } as never),
-        q.value.extensionNumber,
-      );
+      const extendee = registry.getMessage(q.value.containingType);
+      const ext = extendee && registry.getExtensionFor(extendee, q.value.extensionNumber);
       return ext ? { files: withDependencies(ext.file) } : notFound(`extension ${q.value.extensionNumber} of "${q.value.containingType}"`);
     }
     case "allExtensionNumbersOfType": {

@@ -52,11 +52,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   mkdirSync(dirname(dataDir), { recursive: true, mode: 0o755 });
   const password = readOrCreatePassword(join(dirname(dataDir), "pg-password"));
   const running = runningPostgres(dataDir);
-  if (running && options.reuseRunning) {
-    const urlFor = (database: string) =>
-      `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${running.port}/${database}`;
-    return { url: urlFor(DATABASE), port: running.port, urlFor, stop: async () => {} };
-  }
+  if (running && options.reuseRunning) return connection(password, running.port, async () => {});
   if (running) stopProcess(running.pid);
   const port = options.port === 0 ? await freePort() : options.port;
   const server = new EmbeddedPostgres({
@@ -82,15 +78,15 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       `embedded PostgreSQL did not start on port ${port} with data in ${dataDir}: ${error instanceof Error ? error.message : "it exited early"} (is the port taken? set EMBEDDED_POSTGRES_PORT)`,
     );
   }
+  const started = connection(password, port, () => server.stop());
+  await ensureDatabase(started.urlFor("postgres"), DATABASE);
+  return started;
+}
+
+function connection(password: string, port: number, stop: () => Promise<void>): RunningPostgres {
   const urlFor = (database: string) =>
     `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
-  await ensureDatabase(urlFor("postgres"), DATABASE);
-  return {
-    url: urlFor(DATABASE),
-    port,
-    urlFor,
-    stop: () => server.stop(),
-  };
+  return { url: urlFor(DATABASE), port, urlFor, stop };
 }
 
 /** The PostgreSQL running on `dataDir`, from its postmaster.pid (line 1: pid, line 4: port). */
