@@ -24,7 +24,7 @@ import {
 } from "../domain/job.js";
 import { type Principal, principalKey, REAPER } from "../domain/principal.js";
 import { KeyedQueue } from "./keyed-queue.js";
-import { prepared } from "./prepared-client.js";
+import { prepared, thenCommit } from "./prepared-client.js";
 import { EVENT_COLUMNS, type EventRow, eventFromRow, JOB_COLUMNS, type JobRow, jobFromRow } from "./job-rows.js";
 import { asUnavailable, isConnectionError, micros, type QueryRunner, query, timestamp } from "./sql.js";
 
@@ -281,7 +281,7 @@ export class JobStore {
       this.inTransaction(async (trx) => {
         const { job, now, previousXid } = await lockJob(trx, jobId, actor, args.call);
         const decided = applyTransition(job, args, actor, now);
-        return { result: decided, xid: decided.changed ? await appendTransition(trx, decided.event) : null, previousXid };
+        return { result: decided, xid: decided.changed ? await appendTransition(trx, decided.event, { endsTransaction: true }) : null, previousXid };
       }),
     );
     if (result.changed && xid !== null) this.onCommit([{ event: result.event, xid, previousXid }]);
@@ -296,9 +296,11 @@ export class JobStore {
         const extended = applyHeartbeat(job, executorId, attempt, now);
         await query(
           trx,
-          prepared(
-            "jobs_heartbeat",
-            `update jobs set lease_expires_at = ${timestamp("$2")}, updated_at = ${timestamp("$3")} where id = $1`,
+          thenCommit(
+            prepared(
+              "jobs_heartbeat",
+              `update jobs set lease_expires_at = ${timestamp("$2")}, updated_at = ${timestamp("$3")} where id = $1`,
+            ),
           ),
           [jobId, extended.leaseExpiresAt, extended.updatedAt],
         );
@@ -405,8 +407,9 @@ type LockedRow = JobRow & { now: string; previous_xid: string | null };
 const orNull = (xid: string | null) => (xid === null ? null : BigInt(xid));
 
 /** Writes a decided transition: the job row and its event, in one statement; returns the writing transaction's id. */
-async function appendTransition(trx: QueryRunner, event: EventRecord): Promise<bigint> {
-  const rows = await query<{ xid: string }>(trx, APPEND_TRANSITION_SQL, appendTransitionParams(event));
+async function appendTransition(trx: QueryRunner, event: EventRecord, { endsTransaction = false } = {}): Promise<bigint> {
+  const sql = endsTransaction ? thenCommit(APPEND_TRANSITION_SQL) : APPEND_TRANSITION_SQL;
+  const rows = await query<{ xid: string }>(trx, sql, appendTransitionParams(event));
   return BigInt(rows[0].xid);
 }
 

@@ -37,6 +37,8 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
       idle_in_transaction_session_timeout: 30_000,
       application_name: "jobs",
       Client: PreparingClient,
+      // BEGIN and COMMIT ride with the statements next to them (prepared-client.ts).
+      pipelineTransactions: true,
       onPoolCreated: options.onPool,
     },
     allowGlobalContext: false,

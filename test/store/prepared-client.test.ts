@@ -1,0 +1,94 @@
+// The pool's client sends BEGIN and COMMIT without waiting on their own
+// replies (src/store/prepared-client.ts). These tests hold it to what a
+// transaction must still mean: a write whose statement fails leaves nothing
+// behind, a committed write is visible to everyone once the call returns,
+// and the connection is clean for whoever gets it next. The pool has one
+// connection, so every call here reuses the connection the previous one left.
+
+import { afterAll, beforeAll, expect, test } from "@jest/globals";
+import { PreparingClient, prepared, thenCommit } from "../../src/store/prepared-client.js";
+import { freshDatabase, sql } from "../support/harness.js";
+import { createJob, FORECAST_RESULT, SERVICE, type StoreBundle, storeBundle, stored } from "./store-bundle.js";
+
+let bundle: StoreBundle;
+
+beforeAll(async () => {
+  bundle = await storeBundle(1);
+});
+afterAll(async () => {
+  await bundle?.close();
+});
+
+test("a transition is visible on another connection as soon as the call returns", async () => {
+  const job = await createJob(bundle.store);
+  const result = await bundle.store.transition(job.id, { call: "RunJob", executorId: "e-1", leaseSeconds: 0 }, SERVICE);
+  expect(result.changed).toBe(true);
+  expect(await stored(bundle.databaseUrl, job.id)).toMatchObject({ row: { revision: 2, state: "RUNNING" }, events: 2 });
+});
+
+test("when the write fails, the COMMIT sent behind it rolls back: no row change, and the next call on the connection works", async () => {
+  const job = await createJob(bundle.store);
+  // An event row in the way of revision 2 makes the transition's write fail after its lock.
+  await sql(
+    bundle.databaseUrl,
+    `insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, snapshot)
+     values ($1, 2, 'STARTED', 'PENDING', 'RUNNING', '{}'::jsonb, now(), '{}'::jsonb)`,
+    [job.id],
+  );
+  await expect(bundle.store.transition(job.id, { call: "RunJob", executorId: "e-1", leaseSeconds: 0 }, SERVICE)).rejects.toThrow();
+  expect(await stored(bundle.databaseUrl, job.id)).toMatchObject({ row: { revision: 1, state: "PENDING" }, events: 2 });
+
+  await sql(bundle.databaseUrl, "delete from job_events where job_id = $1 and revision = 2", [job.id]);
+  const other = await createJob(bundle.store);
+  await bundle.store.transition(other.id, { call: "RunJob", executorId: "e-1", leaseSeconds: 0 }, SERVICE);
+  await bundle.store.transition(other.id, { ...FORECAST_RESULT, attempt: 1 }, SERVICE);
+  expect(await stored(bundle.databaseUrl, other.id)).toMatchObject({ row: { revision: 3, state: "COMPLETED" }, events: 3 });
+});
+
+test("a no-op (lock, then COMMIT with nothing written) leaves the connection outside any transaction", async () => {
+  const job = await createJob(bundle.store);
+  await bundle.store.transition(job.id, { call: "RunJob", executorId: "e-1", leaseSeconds: 0 }, SERVICE);
+  const again = await bundle.store.transition(job.id, { call: "RunJob", executorId: "e-2", leaseSeconds: 0 }, SERVICE);
+  expect(again.changed).toBe(false);
+  // A heartbeat is a lock and a `thenCommit` update on the same connection.
+  await bundle.store.heartbeat(job.id, "e-1", 1, SERVICE);
+  const open = await sql<{ state: string }>(
+    bundle.databaseUrl,
+    "select state from pg_stat_activity where datname = current_database() and application_name = 'jobs' and state like 'idle in transaction%'",
+  );
+  expect(open).toEqual([]);
+});
+
+test("a `thenCommit` statement outside a transaction sends no COMMIT that a later transaction could mistake for its own", async () => {
+  const url = await freshDatabase();
+  await sql(url, "create table pipelined (n int primary key)");
+  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
+  await client.connect();
+  try {
+    await client.query(thenCommit(prepared("pipelined_insert", "insert into pipelined values ($1)")), [1]);
+    await client.query("begin", []);
+    await client.query(prepared("pipelined_insert", "insert into pipelined values ($1)"), [2]);
+    // This COMMIT must reach PostgreSQL: a COMMIT left over from the statement above would answer it instead.
+    await client.query("commit", []);
+    expect(await sql<{ n: number }>(url, "select n from pipelined order by n")).toEqual([{ n: 1 }, { n: 2 }]);
+  } finally {
+    await client.end();
+  }
+});
+
+test("BEGIN sent without waiting still opens the transaction the next statements run in", async () => {
+  const url = await freshDatabase();
+  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
+  await client.connect();
+  const txid = async () => (await client.query("select txid_current()::text as id", [])).rows[0].id as string;
+  try {
+    await client.query("begin", []);
+    const first = await txid();
+    expect(await txid()).toBe(first);
+    await client.query("rollback", []);
+    // Outside a transaction every statement gets its own.
+    expect(await txid()).not.toBe(await txid());
+  } finally {
+    await client.end();
+  }
+});
