@@ -14,6 +14,7 @@ import { file_grpc_health_v1_health, Health } from "./gen/grpc/health/v1/health_
 import * as reflectionV1 from "./gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_jobs_v1_job_service, JobService } from "./gen/jobs/v1/job_service_pb.js";
+import { principalKey } from "./domain/principal.js";
 import type { Logger } from "./log.js";
 import { Reaper } from "./maintenance/reaper.js";
 import { Metrics, serveMetrics } from "./metrics.js";
@@ -111,12 +112,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       databaseUrl,
       poolSize: config.dbPoolSize,
       acquireTimeoutMs: config.dbAcquireTimeoutMs,
-      onPool: (pool) =>
-        metrics.gauge("jobs_db_pool_connections", "Database pool connections, by state.", () => [
-          [{ state: "total" }, pool.totalCount],
-          [{ state: "idle" }, pool.idleCount],
-          [{ state: "waiting_clients" }, pool.waitingCount],
-        ]),
+      onPool: (pool) => metrics.pool(pool, config.dbPoolSize),
     });
     cleanups.unshift(() => orm.close(true));
     if (options.migrate ?? config.migrateOnStart) {
@@ -144,16 +140,29 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       log,
       pollIntervalMs: config.watchPollIntervalMs,
       notifyIntervalMs: config.notifyIntervalMs,
+      onPublished: (lagSeconds) => metrics.published(lagSeconds),
     });
     await notifier.start();
     cleanups.unshift(() => notifier.stop());
     const store = new JobStore(orm, (committed) => {
       notifier.committed(committed);
-      for (const { event } of committed) metrics.transitions.inc({ type: event.type });
+      const logTransitions = log.enabled("debug");
+      for (const { event } of committed) {
+        metrics.eventCommitted(event.type);
+        if (logTransitions) {
+          log.debug("transition", {
+            job_id: event.jobId,
+            revision: event.revision,
+            event: event.type,
+            from_state: event.fromState ?? undefined,
+            to_state: event.toState,
+            actor: principalKey(event.actor),
+          });
+        }
+      }
     });
-    metrics.gauge("jobs_watch_streams", "Open watch subscriptions (WatchJob and WatchJobs streams).", () => hub.size);
-    metrics.gauge("jobs_notifier_lag_milliseconds", "Commit-to-publication delay of the latest events this process published.", () => notifier.stats.lastLagMs);
-    metrics.gauge("jobs_database_up", "1 while the database answers.", () => (probe.state === "up" ? 1 : 0));
+    metrics.watchStreams(() => ({ WatchJob: hub.size - hub.filteredSize, WatchJobs: hub.filteredSize }));
+    metrics.databaseUp(() => probe.state === "up");
     const tokens = new TokenStore(orm);
 
     const devToken = (options.devToken ?? embedded !== null) ? await developmentToken(tokens, config.dataDir) : null;
@@ -212,6 +221,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         intervalMs: config.reaperIntervalSeconds * 1000,
         graceMs: config.reaperGraceSeconds * 1000,
         batchSize: config.reaperBatchSize,
+        onRun: (outcome, reaped) => metrics.reaperRun(outcome, reaped),
       },
       log,
     );
@@ -224,6 +234,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     }
 
     if (config.metricsPort !== null) {
+      metrics.collectProcessMetrics();
       const metricsServer = await serveMetrics(metrics, config.host, config.metricsPort);
       cleanups.unshift(() => new Promise((resolve) => metricsServer.close(resolve)));
       log.info("metrics", { url: `http://${config.host}:${config.metricsPort}/metrics` });

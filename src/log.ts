@@ -1,5 +1,12 @@
-// Structured logs: one JSON object a line on stdout. Never pass a token or
-// secret in `fields`; the auth layer hands out token ids, not tokens.
+// Structured logs on pino: one JSON object a line on stdout, or pino-pretty's
+// readable lines when stdout is a terminal. Call sites use the small Logger
+// interface below (message, then fields), so the library stays behind one seam.
+//
+// Never pass a token or secret in `fields`: the auth layer hands out token
+// ids, not tokens. The redaction paths are a second line of defence only.
+
+import pino from "pino";
+import pretty from "pino-pretty";
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -17,29 +24,59 @@ export interface Logger {
   child(fields: Fields): Logger;
 }
 
-export function createLogger(
-  level: LogLevel,
-  write: (line: string) => void = (line) => process.stdout.write(line),
-  base: Fields = {},
-): Logger {
-  const threshold = LOG_LEVELS.indexOf(level);
-  const enabled = (l: LogLevel) => LOG_LEVELS.indexOf(l) >= threshold && l !== "silent";
-  const emit = (l: LogLevel) => (msg: string, fields?: Fields) => {
-    if (!enabled(l)) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: l, msg, ...base, ...fields }, jsonSafe)}\n`);
+/** Keys that would hold a credential if someone ever logged one by mistake. */
+export const REDACTED_PATHS = [
+  "authorization",
+  "token",
+  "secret",
+  "password",
+  "devToken",
+  "databaseUrl",
+  "headers.authorization",
+  "header.authorization",
+  "req.headers.authorization",
+];
+
+/**
+ * A logger at `level`. `write` receives each JSON line (tests capture them;
+ * `jobsctl tokens` sends them to stderr); without it, lines go to stdout,
+ * pretty-printed when stdout is a terminal.
+ */
+export function createLogger(level: LogLevel, write?: (line: string) => void, base: Fields = {}): Logger {
+  const options: pino.LoggerOptions = {
+    level,
+    base: { pid: process.pid, ...base },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    // Level names, not pino's numbers: readable by people and by every log collector.
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: REDACTED_PATHS, censor: "[redacted]" },
   };
-  return {
-    trace: emit("trace"),
-    debug: emit("debug"),
-    info: emit("info"),
-    warn: emit("warn"),
-    error: emit("error"),
-    fatal: emit("fatal"),
-    enabled,
-    child: (fields) => createLogger(level, write, { ...base, ...fields }),
-  };
+  return adapt(pino(options, destination(write)));
 }
 
-function jsonSafe(_key: string, value: unknown): unknown {
-  return typeof value === "bigint" ? value.toString() : value;
+function destination(write?: (line: string) => void): pino.DestinationStream {
+  if (write) return { write };
+  // Synchronous, in this process (not a worker transport): a line logged just
+  // before exit (a second signal, a failed start) is never lost.
+  if (process.stdout.isTTY) return pretty({ sync: true, colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid" });
+  return pino.destination({ dest: 1, sync: true });
+}
+
+function adapt(logger: pino.Logger): Logger {
+  const at =
+    (level: Exclude<LogLevel, "silent">) =>
+    (msg: string, fields?: Fields): void => {
+      if (fields === undefined) logger[level](msg);
+      else logger[level](fields, msg);
+    };
+  return {
+    trace: at("trace"),
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    fatal: at("fatal"),
+    enabled: (level) => level !== "silent" && logger.isLevelEnabled(level),
+    child: (fields) => adapt(logger.child(fields)),
+  };
 }

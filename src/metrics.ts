@@ -1,103 +1,174 @@
-// Prometheus metrics (SPEC §10) at /metrics on METRICS_PORT, plain HTTP,
-// off by default. A few hand-rolled instruments: the text format is simple
-// and a client library would be the service's largest dependency.
+// Prometheus metrics (SPEC §10) on prom-client, at /metrics on METRICS_PORT
+// (plain HTTP, off by default). Every app has its own registry: tests run
+// several servers in one process, and nothing here is global.
+//
+// The hot path pays one counter increment and one histogram observation per
+// RPC, through label-bound children cached per method and code; gauges are
+// read only when Prometheus scrapes.
 
 import http from "node:http";
+import type pg from "pg";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
-type Labels = Record<string, string>;
+/** What a transition call came to: the table's answer, or the attempt fence's. */
+export type TransitionOutcome = "changed" | "noop" | "rejected" | "stale_attempt";
 
-const labelKey = (labels: Labels) =>
-  Object.entries(labels)
-    .map(([k, v]) => `${k}="${v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n")}"`)
-    .join(",");
-
-interface Instrument {
-  render(): string[];
-}
-
-export class Counter implements Instrument {
-  private readonly values = new Map<string, number>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-  ) {}
-  inc(labels: Labels = {}, by = 1): void {
-    const key = labelKey(labels);
-    this.values.set(key, (this.values.get(key) ?? 0) + by);
-  }
-  render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const [key, value] of this.values) lines.push(`${this.name}${key ? `{${key}}` : ""} ${value}`);
-    return lines;
-  }
-}
-
-export class Histogram implements Instrument {
-  private readonly series = new Map<string, { counts: number[]; sum: number; count: number }>();
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly buckets: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-  ) {}
-  observe(labels: Labels, value: number): void {
-    const key = labelKey(labels);
-    let s = this.series.get(key);
-    if (!s) {
-      s = { counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-      this.series.set(key, s);
-    }
-    for (let i = 0; i < this.buckets.length; i++) if (value <= this.buckets[i]) s.counts[i]++;
-    s.sum += value;
-    s.count++;
-  }
-  render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const [key, s] of this.series) {
-      const sep = key ? `${key},` : "";
-      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket{${sep}le="${b}"} ${s.counts[i]}`));
-      lines.push(`${this.name}_bucket{${sep}le="+Inf"} ${s.count}`);
-      lines.push(`${this.name}_sum${key ? `{${key}}` : ""} ${s.sum}`);
-      lines.push(`${this.name}_count${key ? `{${key}}` : ""} ${s.count}`);
-    }
-    return lines;
-  }
-}
-
-export class Gauge implements Instrument {
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    private readonly read: () => number | Array<[Labels, number]>,
-  ) {}
-  render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`];
-    const value = this.read();
-    if (typeof value === "number") lines.push(`${this.name} ${value}`);
-    else for (const [labels, v] of value) lines.push(`${this.name}{${labelKey(labels)}} ${v}`);
-    return lines;
-  }
+interface RpcSeries {
+  readonly count: { inc(): void };
+  readonly duration: { observe(seconds: number): void };
 }
 
 export class Metrics {
-  readonly rpcs = new Counter("jobs_rpc_requests_total", "RPCs handled, by method and status code.");
-  readonly rpcSeconds = new Histogram("jobs_rpc_duration_seconds", "RPC handling time (for streams: stream lifetime), by method.");
-  readonly transitions = new Counter("jobs_transitions_total", "Committed job events, by event type.");
-  private readonly gauges: Gauge[] = [];
+  readonly registry = new Registry();
 
-  gauge(name: string, help: string, read: () => number | Array<[Labels, number]>): void {
-    this.gauges.push(new Gauge(name, help, read));
+  private readonly rpcRequests = new Counter({
+    name: "jobs_rpc_requests_total",
+    help: "RPCs handled, by method and status code.",
+    labelNames: ["method", "code"] as const,
+    registers: [this.registry],
+  });
+  private readonly rpcDuration = new Histogram({
+    name: "jobs_rpc_duration_seconds",
+    help: "RPC handling time by method and status code (for streams: the stream's lifetime).",
+    labelNames: ["method", "code"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600],
+    registers: [this.registry],
+  });
+  private readonly rpcSeries = new Map<string, RpcSeries>();
+
+  private readonly transitions = new Counter({
+    name: "jobs_transitions_total",
+    help: "Transition calls (RunJob, CompleteJob, FailJob, RequestJobCancellation, CancelJob, and the reaper's lease expiries) by outcome: changed, noop, rejected (the table says REJECT) or stale_attempt.",
+    labelNames: ["call", "outcome"] as const,
+    registers: [this.registry],
+  });
+  private readonly events = new Counter({
+    name: "jobs_events_total",
+    help: "Job events this process committed, by event type (CREATED, STARTED, …).",
+    labelNames: ["type"] as const,
+    registers: [this.registry],
+  });
+  private readonly notifierLag = new Histogram({
+    name: "jobs_notifier_lag_seconds",
+    help: "From an event's commit to its publication to this process's watchers, as the notifier sees it.",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  private readonly reaperRuns = new Counter({
+    name: "jobs_reaper_runs_total",
+    help: "Passes of the lease reaper, by outcome: ok, failed, or skipped (database down or within REAPER_GRACE_SECONDS of its return).",
+    labelNames: ["outcome"] as const,
+    registers: [this.registry],
+  });
+  private readonly reapedJobs = new Counter({
+    name: "jobs_reaped_jobs_total",
+    help: "Jobs whose lease expired and that the reaper failed or cancelled.",
+    registers: [this.registry],
+  });
+
+  /** One finished RPC. */
+  rpc(method: string, code: string, seconds: number): void {
+    const key = `${method} ${code}`;
+    let series = this.rpcSeries.get(key);
+    if (!series) {
+      series = { count: this.rpcRequests.labels(method, code), duration: this.rpcDuration.labels(method, code) };
+      this.rpcSeries.set(key, series);
+    }
+    series.count.inc();
+    series.duration.observe(seconds);
   }
 
-  render(): string {
-    return `${[this.rpcs, this.rpcSeconds, this.transitions, ...this.gauges].flatMap((i) => i.render()).join("\n")}\n`;
+  transition(call: string, outcome: TransitionOutcome): void {
+    this.transitions.inc({ call, outcome });
+  }
+
+  eventCommitted(type: string): void {
+    this.events.inc({ type });
+  }
+
+  published(lagSeconds: number): void {
+    this.notifierLag.observe(lagSeconds);
+  }
+
+  /** One pass of the lease reaper; each job it reaped is also a transition of call "reaper". */
+  reaperRun(outcome: "ok" | "failed" | "skipped", reaped = 0): void {
+    this.reaperRuns.inc({ outcome });
+    if (reaped > 0) {
+      this.reapedJobs.inc(reaped);
+      this.transitions.inc({ call: "reaper", outcome: "changed" }, reaped);
+    }
+  }
+
+  /** Open watch streams, read at scrape time. */
+  watchStreams(read: () => { WatchJob: number; WatchJobs: number }): void {
+    new Gauge({
+      name: "jobs_watch_streams_open",
+      help: "Open watch streams, by kind (WatchJob, WatchJobs).",
+      labelNames: ["kind"] as const,
+      registers: [this.registry],
+      collect() {
+        const open = read();
+        this.set({ kind: "WatchJob" }, open.WatchJob);
+        this.set({ kind: "WatchJobs" }, open.WatchJobs);
+      },
+    });
+  }
+
+  /** The ORM's connection pool, read at scrape time. */
+  pool(pool: pg.Pool, max: number): void {
+    const gauge = (name: string, help: string, read: () => number) =>
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(read());
+        },
+      });
+    gauge("jobs_db_pool_in_use", "Pooled database connections lent out to calls right now.", () => pool.totalCount - pool.idleCount);
+    gauge("jobs_db_pool_waiting", "Calls waiting for a pooled database connection.", () => pool.waitingCount);
+    gauge("jobs_db_pool_max", "Size limit of the pool (DB_POOL_SIZE).", () => max);
+  }
+
+  /** 1 while the database answers the health probe. */
+  databaseUp(read: () => boolean): void {
+    new Gauge({
+      name: "jobs_database_up",
+      help: "1 while the database answers the health probe, 0 otherwise.",
+      registers: [this.registry],
+      collect() {
+        this.set(read() ? 1 : 0);
+      },
+    });
+  }
+
+  /**
+   * The process's own figures (CPU, memory, event loop lag, GC). Only when
+   * metrics are served: the event loop and GC monitors cost a little even
+   * when nobody scrapes.
+   */
+  collectProcessMetrics(): void {
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }
 
 export async function serveMetrics(metrics: Metrics, host: string, port: number): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     if (req.method === "GET" && req.url?.split("?")[0] === "/metrics") {
-      res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
-      res.end(metrics.render());
+      metrics.render().then(
+        (text) => {
+          res.writeHead(200, { "content-type": metrics.registry.contentType });
+          res.end(text);
+        },
+        (error: unknown) => {
+          res.writeHead(500, { "content-type": "text/plain" });
+          res.end(`collecting metrics failed: ${error instanceof Error ? error.message : String(error)}\n`);
+        },
+      );
       return;
     }
     res.writeHead(404, { "content-type": "text/plain" });
@@ -105,7 +176,10 @@ export async function serveMetrics(metrics: Metrics, host: string, port: number)
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => resolve());
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
   });
   return server;
 }

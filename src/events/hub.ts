@@ -23,6 +23,11 @@ export class EventHub {
     return this.count;
   }
 
+  /** Open filtered subscriptions (WatchJobs streams); the rest of `size` follow one job each. */
+  get filteredSize(): number {
+    return this.filtered.size;
+  }
+
   subscribeJob(jobId: string, sink: EventSink): () => void {
     let sinks = this.byJob.get(jobId);
     if (!sinks) {

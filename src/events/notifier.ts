@@ -33,6 +33,8 @@ export interface NotifierOptions {
   readonly pollIntervalMs: number;
   /** Bounds the NOTIFY rate per process: at most one per interval. */
   readonly notifyIntervalMs: number;
+  /** Told the commit-to-publication lag of each batch published (metrics). */
+  readonly onPublished?: (lagSeconds: number) => void;
 }
 
 export interface NotifierStats {
@@ -271,6 +273,7 @@ export class Notifier {
     if (fresh.length === 0) return;
     this.stats.eventsPublished += fresh.length;
     this.stats.lastLagMs = Math.max(0, Date.now() - fresh[fresh.length - 1].occurredAt / 1000);
+    this.options.onPublished?.(this.stats.lastLagMs / 1000);
     this.options.hub.publish(fresh);
   }
 }

@@ -14,6 +14,8 @@ export interface ReaperOptions {
   readonly intervalMs: number;
   readonly graceMs: number;
   readonly batchSize: number;
+  /** Told of every pass (metrics): how it went and how many jobs it reaped. */
+  readonly onRun?: (outcome: "ok" | "failed" | "skipped", reaped: number) => void;
 }
 
 export interface ExpiredLeaseReaper {
@@ -54,16 +56,21 @@ export class Reaper {
 
   /** One pass; resolves with the number of jobs reaped. Exposed for tests. */
   async tick(): Promise<number> {
-    if (this.running || Date.now() < this.quietUntil || this.probe.state === "down") return 0;
+    if (this.running) return 0;
+    if (Date.now() < this.quietUntil || this.probe.state === "down") {
+      this.options.onRun?.("skipped", 0);
+      return 0;
+    }
     let reaped = 0;
+    let outcome: "ok" | "failed" = "ok";
     const pass = (async () => {
       try {
         for (let batch = 0; batch < MAX_BATCHES_PER_TICK; batch++) {
           const events = await this.store.reapExpired(this.options.batchSize);
           for (const event of events) {
             this.log.info("lease expired", {
-              jobId: event.jobId,
-              executorId: event.previousExecutorId,
+              job_id: event.jobId,
+              executor_id: event.previousExecutorId,
               attempt: event.job.attempt,
               state: event.toState,
             });
@@ -72,6 +79,7 @@ export class Reaper {
           if (events.length < this.options.batchSize) break;
         }
       } catch (error) {
+        outcome = "failed";
         if (isConnectionError(error) || error instanceof Unavailable) {
           this.quietUntil = Date.now() + this.options.graceMs;
         }
@@ -83,6 +91,7 @@ export class Reaper {
     this.running = pass;
     await pass;
     this.running = null;
+    this.options.onRun?.(outcome, reaped);
     return reaped;
   }
 }

@@ -6,8 +6,20 @@ import type { Caller } from "../domain/principal.js";
 /** The authenticated caller; set by the auth interceptor before any handler runs. */
 export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });
 
-/** Facts about the call for its log line (job id …), filled in by handlers. */
-export const logFieldsKey = createContextKey<Record<string, unknown> | undefined>(undefined, {
+/** Facts about a call for its log line and metrics, filled in by handlers and the error interceptor. */
+export interface CallFacts {
+  jobId?: string;
+  /** CreateJob: false when a repeated request_id returned the existing job. */
+  created?: boolean;
+  /** Transition calls: whether the call changed the job, and its state before and after. */
+  changed?: boolean;
+  fromState?: string;
+  toState?: string;
+  /** The ErrorInfo reason of a failed call. */
+  reason?: string;
+}
+
+export const logFieldsKey = createContextKey<CallFacts | undefined>(undefined, {
   description: "request log fields",
 });
 
@@ -18,7 +30,7 @@ export function callerOf(ctx: HandlerContext): Caller {
   return caller;
 }
 
-export function annotate(ctx: HandlerContext, fields: Record<string, unknown>): void {
+export function annotate(ctx: HandlerContext, fields: CallFacts): void {
   const log = ctx.values.get(logFieldsKey);
   if (log) Object.assign(log, fields);
 }

@@ -13,9 +13,9 @@ import { principalKey } from "../domain/principal.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { JobService } from "../gen/jobs/v1/job_service_pb.js";
 import type { Logger } from "../log.js";
-import type { Metrics } from "../metrics.js";
+import type { Metrics, TransitionOutcome } from "../metrics.js";
 import { asUnavailable } from "../store/sql.js";
-import { callerKey, logFieldsKey } from "./context.js";
+import { type CallFacts, callerKey, logFieldsKey } from "./context.js";
 
 export const ERROR_DOMAIN = "jobs.v1";
 
@@ -53,29 +53,46 @@ async function* around<T>(
   }
 }
 
-/** One log line per call (SPEC §7: LOG_LEVEL info), and the RPC metrics. */
+const TRANSITION_CALLS = new Set(["RunJob", "CompleteJob", "FailJob", "RequestJobCancellation", "CancelJob"]);
+const TRANSITION_REFUSALS: Record<string, TransitionOutcome> = { INVALID_TRANSITION: "rejected", STALE_ATTEMPT: "stale_attempt" };
+
+/**
+ * One log line per call (SPEC §7: LOG_LEVEL info) with method, code,
+ * duration, principal and job id, and the RPC and transition metrics.
+ */
 export function loggingInterceptor(log: Logger, metrics?: Metrics): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const fields: Record<string, unknown> = {};
-    req.contextValues.set(logFieldsKey, fields);
-    const call = req.method.name;
+    const facts: CallFacts = {};
+    req.contextValues.set(logFieldsKey, facts);
+    const method = req.service.typeName === JobService.typeName ? req.method.name : `${req.service.typeName}/${req.method.name}`;
     const finish = (error: unknown) => {
       const failure = error === undefined ? undefined : ConnectError.from(error);
       const code = failure === undefined ? "ok" : codeName(failure.code);
       const elapsedMs = performance.now() - started;
-      metrics?.rpcs.inc({ method: call, code });
-      metrics?.rpcSeconds.observe({ method: call }, elapsedMs / 1000);
-      const caller = req.contextValues.get(callerKey);
+      if (metrics) {
+        metrics.rpc(method, code, elapsedMs / 1000);
+        if (TRANSITION_CALLS.has(method)) {
+          const outcome = facts.changed !== undefined ? (facts.changed ? "changed" : "noop") : TRANSITION_REFUSALS[facts.reason ?? ""];
+          if (outcome) metrics.transition(method, outcome);
+        }
+      }
       const level = failure?.code === Code.Internal ? "error" : "info";
       if (!log.enabled(level)) return;
+      const caller = req.contextValues.get(callerKey);
       log[level]("rpc", {
-        call,
+        method,
         code,
-        durationMs: Math.round(elapsedMs * 100) / 100,
-        ...(caller ? { principal: principalKey(caller.principal), tokenId: caller.tokenId } : {}),
-        ...fields,
-        ...(failure !== undefined ? { error: failure.rawMessage } : {}),
+        duration_ms: Math.round(elapsedMs * 100) / 100,
+        principal: caller ? principalKey(caller.principal) : undefined,
+        token_id: caller?.tokenId,
+        job_id: facts.jobId,
+        created: facts.created,
+        changed: facts.changed,
+        from_state: facts.fromState,
+        to_state: facts.toState,
+        reason: facts.reason,
+        error: failure?.rawMessage,
       });
     };
     try {
@@ -109,7 +126,12 @@ export class InFlight {
 export function errorInterceptor(log: Logger): Interceptor {
   return (next) => async (req) => {
     const call = req.method.name;
-    const convert = (error: unknown) => toConnectError(error, call, log);
+    const convert = (error: unknown) => {
+      const converted = toConnectError(error, call, log);
+      const facts = req.contextValues.get(logFieldsKey);
+      if (facts) facts.reason = reasonOf(converted);
+      return converted;
+    };
     try {
       const res = await next(req);
       return res.stream ? { ...res, message: around(res.message, convert) } : res;
@@ -152,6 +174,13 @@ export function toConnectError(error: unknown, call: string, log: Logger): Conne
   return new ConnectError(`internal error; the server logged it with reference ${reference}`, Code.Internal, undefined, [
     errorInfo("INTERNAL", { call, reference }),
   ]);
+}
+
+function reasonOf(error: ConnectError): string | undefined {
+  for (const detail of error.details) {
+    if ("desc" in detail && detail.desc === ErrorInfoSchema) return (detail.value as { reason?: string }).reason;
+  }
+  return undefined;
 }
 
 function errorInfo(reason: string, metadata: Record<string, string>) {

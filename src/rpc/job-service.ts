@@ -39,7 +39,11 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
     const jobId = v.requireJobId(rawJobId);
     annotate(ctx, { jobId });
     const result = await store.transition(jobId, args, callerOf(ctx).principal);
-    annotate(ctx, { changed: result.changed, state: result.job.state });
+    annotate(ctx, {
+      changed: result.changed,
+      fromState: result.changed ? (result.event.fromState ?? undefined) : result.job.state,
+      toState: result.job.state,
+    });
     return { job: jobToProto(result.job), changed: result.changed };
   }
 

@@ -1,9 +1,11 @@
-// Prometheus metrics at /metrics on METRICS_PORT (SPEC §10).
+// Prometheus metrics at /metrics on METRICS_PORT (SPEC §10): scraped before
+// and after calls, the RPC and transition series move by exactly the calls made.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { freePort } from "../../src/store/embedded-postgres.js";
 import { jobsClient, type JobsClient } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
+import { eventually } from "../support/watching.js";
 
 let server: TestServer;
 let client: JobsClient;
@@ -20,30 +22,92 @@ afterAll(async () => {
   await server?.stop();
 });
 
-test("counts RPCs by method and code, transitions by type, and reports streams and the pool", async () => {
-  const { job } = await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" });
-  await client.call("RunJob", { job_id: job.id, executor_id: "ex" });
-  await client.fail("GetJob", { job_id: "00000000-0000-0000-0000-000000000000" });
-  const watch = client.stream("WatchJob", { job_id: job.id, after_revision: 2 });
-  // Wait until the server has registered the stream.
-  let text = "";
-  for (let i = 0; i < 50 && !/^jobs_watch_streams 1$/m.test(text); i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    text = await (await fetch(metricsUrl)).text();
-  }
-  watch.on("error", () => {}); // cancelling reports CANCELLED to the client
-  watch.cancel();
+async function scrape(): Promise<string> {
+  const res = await fetch(metricsUrl);
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  return res.text();
+}
 
-  expect(text).toMatch(/^jobs_rpc_requests_total\{method="CreateJob",code="ok"\} 1$/m);
-  expect(text).toMatch(/^jobs_rpc_requests_total\{method="RunJob",code="ok"\} 1$/m);
-  expect(text).toMatch(/^jobs_rpc_requests_total\{method="GetJob",code="not_found"\} 1$/m);
-  expect(text).toMatch(/^jobs_rpc_duration_seconds_count\{method="CreateJob"\} 1$/m);
-  expect(text).toMatch(/^jobs_transitions_total\{type="CREATED"\} 1$/m);
-  expect(text).toMatch(/^jobs_transitions_total\{type="STARTED"\} 1$/m);
-  expect(text).toMatch(/^jobs_watch_streams 1$/m);
-  expect(text).toMatch(/^jobs_db_pool_connections\{state="total"\} \d+$/m);
-  expect(text).toMatch(/^jobs_database_up 1$/m);
-  expect(text).toMatch(/^jobs_notifier_lag_milliseconds \d+/m);
+/** The value of one series (0 when absent), e.g. value(text, 'jobs_rpc_requests_total{method="RunJob",code="ok"}'). */
+function value(text: string, series: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+const rpcs = (method: string, code: string) => `jobs_rpc_requests_total{method="${method}",code="${code}"}`;
+const rpcSeconds = (method: string, code: string) => `jobs_rpc_duration_seconds_count{method="${method}",code="${code}"}`;
+const transitions = (call: string, outcome: string) => `jobs_transitions_total{call="${call}",outcome="${outcome}"}`;
+const events = (type: string) => `jobs_events_total{type="${type}"}`;
+
+test("RPC and transition series move by the calls made between two scrapes", async () => {
+  const before = await scrape();
+
+  const { job } = await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" });
+  await client.call("RunJob", { job_id: job.id, executor_id: "ex" }); // changed
+  await client.call("RunJob", { job_id: job.id, executor_id: "ex" }); // noop: already RUNNING
+  await client.fail("CancelJob", { job_id: job.id }); // REJECT: RUNNING cannot be cancelled
+  await client.fail("CompleteJob", { job_id: job.id, attempt: 7, result: { health_check: {} } }); // stale attempt
+  await client.fail("GetJob", { job_id: "00000000-0000-0000-0000-000000000000" });
+
+  const after = await scrape();
+  const moved = (series: string) => value(after, series) - value(before, series);
+  expect({
+    create: moved(rpcs("CreateJob", "ok")),
+    runOk: moved(rpcs("RunJob", "ok")),
+    cancelRejected: moved(rpcs("CancelJob", "failed_precondition")),
+    getNotFound: moved(rpcs("GetJob", "not_found")),
+    runTimed: moved(rpcSeconds("RunJob", "ok")),
+    changed: moved(transitions("RunJob", "changed")),
+    noop: moved(transitions("RunJob", "noop")),
+    rejected: moved(transitions("CancelJob", "rejected")),
+    stale: moved(transitions("CompleteJob", "stale_attempt")),
+    created: moved(events("CREATED")),
+    started: moved(events("STARTED")),
+  }).toEqual({
+    create: 1,
+    runOk: 2,
+    cancelRejected: 1,
+    getNotFound: 1,
+    runTimed: 2,
+    changed: 1,
+    noop: 1,
+    rejected: 1,
+    stale: 1,
+    created: 1,
+    started: 1,
+  });
+  // Latency is a real histogram: its buckets and sum are there too.
+  expect(after).toMatch(/^jobs_rpc_duration_seconds_bucket\{le="\+Inf",method="RunJob",code="ok"\} \d+$/m);
+  expect(value(after, 'jobs_rpc_duration_seconds_sum{method="RunJob",code="ok"}')).toBeGreaterThan(0);
+});
+
+test("open watch streams, notifier lag, the pool, the reaper and the process are reported", async () => {
+  const { job } = await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" });
+  const watch = client.stream("WatchJob", { job_id: job.id, after_revision: 1 });
+  watch.on("error", () => {}); // cancelling reports CANCELLED to the client
+  try {
+    await eventually(async () => value(await scrape(), 'jobs_watch_streams_open{kind="WatchJob"}') === 1, "the stream to be counted");
+    // A change while someone watches goes through the notifier, which reports its lag.
+    await client.call("RunJob", { job_id: job.id, executor_id: "ex" });
+    await eventually(async () => value(await scrape(), "jobs_notifier_lag_seconds_count") > 0, "a publication to be timed");
+  } finally {
+    watch.cancel();
+  }
+  await eventually(async () => value(await scrape(), 'jobs_watch_streams_open{kind="WatchJob"}') === 0, "the stream to be gone");
+
+  await server.app.reaper.tick();
+  const text = await scrape();
+  expect(value(text, 'jobs_watch_streams_open{kind="WatchJobs"}')).toBe(0);
+  expect(value(text, "jobs_db_pool_max")).toBe(20);
+  expect(text).toMatch(/^jobs_db_pool_in_use \d+$/m);
+  expect(text).toMatch(/^jobs_db_pool_waiting 0$/m);
+  expect(value(text, "jobs_database_up")).toBe(1);
+  expect(value(text, 'jobs_reaper_runs_total{outcome="ok"}')).toBeGreaterThanOrEqual(1);
+  expect(text).toMatch(/^jobs_reaped_jobs_total 0$/m);
+  // prom-client's process metrics, on this app's own registry.
+  expect(text).toMatch(/^process_cpu_seconds_total \d/m);
+  expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
 });
 
 test("answers 404 off /metrics", async () => {
