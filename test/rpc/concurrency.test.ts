@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, type RpcError } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
-import { allEvents, FORECAST_RESULT, getJob, inParallel, jobIn, Status } from "./jobs-fixture.js";
+import { checkJobs, type Reply, refusalViolation, type TransitionCall } from "../support/invariants.js";
+import { FORECAST_RESULT, inParallel, jobIn, Status } from "./jobs-fixture.js";
 
 let server: TestServer;
 // One client: its HTTP/2 connection carries every racing call as its own
@@ -25,27 +26,19 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Every reply's job must be the job as that call's transaction left it: the snapshot of its revision. */
-function expectSnapshotOfItsRevision(replyJob: Msg, events: Msg[]): void {
-  const event = events[Number(replyJob.revision) - 1];
-  expect(event).toBeDefined();
-  expect(replyJob).toEqual(event.job);
-}
+const replyOf = (call: string, answer: Msg): Reply => ({ jobId: answer.job.id, call: call as TransitionCall, changed: answer.changed, job: answer.job });
 
-/** Revisions 1..n with no gap or duplicate, a from→to chain, and the row equal to the last snapshot. */
-async function expectConsistentLog(jobId: string): Promise<Msg[]> {
-  const events = await allEvents(client, jobId);
-  expect(events.map((e) => e.revision)).toEqual(events.map((_, i) => String(i + 1)));
-  let state = "JOB_STATE_UNSPECIFIED";
-  for (const event of events) {
-    expect(event.from_state).toBe(state);
-    expect(event.job.revision).toBe(event.revision);
-    expect(event.job.state).toBe(event.to_state);
-    state = event.to_state;
-  }
-  // Every field, exactly: no heartbeats were sent, so not even lease_expires_at/updated_at may differ.
-  expect(await getJob(client, jobId)).toEqual(events[events.length - 1].job);
-  return events;
+/**
+ * SPEC §4's invariants (support/invariants.ts): revisions 1..n, a from→to
+ * chain of legal moves, the row equal to the last snapshot, and each reply's
+ * job the snapshot of its revision, a changed one claiming its revision alone.
+ * No heartbeats are sent here, so every field must match, lease ones too.
+ * `complete`: the replies account for every event after CREATED.
+ */
+async function expectConsistentLog(jobId: string, replies: Reply[] = [], complete = false): Promise<Msg[]> {
+  const checked = await checkJobs(client, [jobId], replies, { heartbeats: false, complete });
+  expect(checked.violations).toEqual([]);
+  return checked.logs.get(jobId) as Msg[];
 }
 
 describe("racing claims", () => {
@@ -60,7 +53,7 @@ describe("racing claims", () => {
     expect(replies.map((r) => r.job.executor_id)).toEqual(replies.map(() => winner));
     expect(replies.every((r) => r.job.attempt === "1" && r.job.revision === "2")).toBe(true);
 
-    const events = await expectConsistentLog(job.id);
+    const events = await expectConsistentLog(job.id, replies.map((r) => replyOf("RunJob", r)), true);
     expect(events.map((e) => e.type)).toEqual(["JOB_EVENT_TYPE_CREATED", "JOB_EVENT_TYPE_STARTED"]);
     expect(events[1].job.executor_id).toBe(winner);
   });
@@ -74,7 +67,7 @@ describe("racing claims", () => {
     const winner = replies.find((r) => r.changed)?.job;
     expect(winner).toMatchObject({ attempt: "2", state: "JOB_STATE_RUNNING", revision: "4" });
     expect(replies.every((r) => r.job.executor_id === winner?.executor_id && r.job.attempt === "2")).toBe(true);
-    await expectConsistentLog(job.id);
+    await expectConsistentLog(job.id, replies.map((r) => replyOf("RunJob", r)));
   });
 });
 
@@ -99,7 +92,7 @@ describe("racing reports", () => {
       expect(final.failures).toHaveLength(1);
     }
 
-    const events = await expectConsistentLog(job.id);
+    const events = await expectConsistentLog(job.id, replies.map((r, i) => replyOf(i % 2 === 0 ? "CompleteJob" : "FailJob", r)));
     expect(events).toHaveLength(3);
     expect(events[2].job).toEqual(final);
   });
@@ -129,14 +122,16 @@ describe("racing reports", () => {
     expect(changed.filter((o) => o.method === "RequestJobCancellation")).toHaveLength(1);
     expect(changed.filter((o) => o.method === "CancelJob").length).toBeLessThanOrEqual(1);
 
-    const events = await expectConsistentLog(job.id);
+    const events = await expectConsistentLog(
+      job.id,
+      outcomes.flatMap((o) => (o.reply ? [replyOf(o.method, o.reply)] : [])),
+    );
     expect(events.map((e) => e.type).slice(0, 3)).toEqual([
       "JOB_EVENT_TYPE_CREATED",
       "JOB_EVENT_TYPE_STARTED",
       "JOB_EVENT_TYPE_CANCELLATION_REQUESTED",
     ]);
     expect(events.length).toBe(3 + changed.filter((o) => o.method === "CancelJob").length);
-    for (const o of outcomes) if (o.reply) expectSnapshotOfItsRevision(o.reply.job, events);
   });
 });
 
@@ -151,21 +146,6 @@ function seeded(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
-
-/** The moves of SPEC §4 by event type: which states each may start from, and where it goes. */
-const MOVES: Record<string, { from: string[]; to: string }> = {
-  JOB_EVENT_TYPE_STARTED: { from: ["JOB_STATE_PENDING", "JOB_STATE_FAILED"], to: "JOB_STATE_RUNNING" },
-  JOB_EVENT_TYPE_COMPLETED: {
-    from: ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_PENDING_CANCELLATION"],
-    to: "JOB_STATE_COMPLETED",
-  },
-  JOB_EVENT_TYPE_FAILED: {
-    from: ["JOB_STATE_PENDING", "JOB_STATE_RUNNING", "JOB_STATE_PENDING_CANCELLATION"],
-    to: "JOB_STATE_FAILED",
-  },
-  JOB_EVENT_TYPE_CANCELLATION_REQUESTED: { from: ["JOB_STATE_PENDING", "JOB_STATE_RUNNING"], to: "JOB_STATE_PENDING_CANCELLATION" },
-  JOB_EVENT_TYPE_CANCELLED: { from: ["JOB_STATE_PENDING_CANCELLATION"], to: "JOB_STATE_CANCELLED" },
-};
 
 describe("a storm of random transition calls", () => {
   const SEED = 20_240_611;
@@ -214,33 +194,18 @@ describe("a storm of random transition calls", () => {
       16,
     );
 
-    // The only errors the table and fencing allow.
-    for (const o of outcomes.filter((x) => x.error)) {
-      expect({ code: o.error?.code, reason: o.error?.errorInfo?.reason }).toEqual({
-        code: Status.FAILED_PRECONDITION,
-        reason: expect.stringMatching(/^(INVALID_TRANSITION|STALE_ATTEMPT)$/),
-      });
-    }
+    // The only refusals the table and fencing allow.
+    const refusals = outcomes.flatMap((o) => {
+      const violation = o.error && refusalViolation(o.jobId, o.name as TransitionCall, String(o.request.attempt ?? "0"), o.error);
+      return violation ? [violation] : [];
+    });
+    expect(refusals).toEqual([]);
 
-    let moves = 0;
-    for (const job of jobs) {
-      const events = await expectConsistentLog(job.id);
-      for (const event of events.slice(1)) {
-        const move = MOVES[event.type];
-        expect(move).toBeDefined();
-        expect(move.from).toContain(event.from_state);
-        expect(event.to_state).toBe(move.to);
-      }
-      const mine = outcomes.filter((o) => o.jobId === job.id && o.reply);
-      const changed = mine.filter((o) => o.reply?.changed);
-      // One changed reply per event after CREATED, one revision each.
-      expect(changed.map((o) => o.reply?.job.revision).sort((a, b) => Number(a) - Number(b))).toEqual(
-        events.slice(1).map((e) => e.revision),
-      );
-      for (const o of mine) expectSnapshotOfItsRevision(o.reply?.job, events);
-      moves += events.length - 1;
-    }
+    // Every job's log and row, and one changed reply per event after CREATED, one revision each.
+    const replies = outcomes.flatMap((o) => (o.reply ? [replyOf(o.name, o.reply)] : []));
+    const checked = await checkJobs(client, jobs.map((j) => j.id), replies, { heartbeats: false, complete: true });
+    expect(checked.violations).toEqual([]);
     // The storm really moved the jobs, more than once each on average.
-    expect(moves).toBeGreaterThan(JOBS * 2);
+    expect(checked.events - JOBS).toBeGreaterThan(JOBS * 2);
   });
 });
