@@ -210,7 +210,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     const listener: Listener = await listen(handler, {
       host: config.host,
       port: config.port,
-      tls: config.tlsCertFile && config.tlsKeyFile ? { certFile: config.tlsCertFile, keyFile: config.tlsKeyFile } : undefined,
+      tls: config.tlsCert && config.tlsKey ? { certFile: config.tlsCert, keyFile: config.tlsKey } : undefined,
     });
     cleanups.unshift(async () => listener.destroy());
 
@@ -240,7 +240,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       log.info("metrics", { url: `http://${config.host}:${config.metricsPort}/metrics` });
     }
 
-    const scheme = config.tlsCertFile ? "https" : "http";
+    const scheme = config.tlsCert ? "https" : "http";
     const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
     log.info("serving", { url, protocols: ["grpc", "grpc-web", "connect"], embeddedDatabase: embedded !== null });
 

@@ -1,7 +1,13 @@
-// Environment → validated configuration, once, at start. A bad value stops the
-// process with a message naming the variable (SPEC §7).
+// Environment → validated configuration, once, at start (SPEC §7). Each
+// variable has a default, a meaning and a zod schema with the values it
+// accepts; a bad value stops the process with one line naming the variable,
+// the value and what would be accepted. VARIABLES and RULES are the single
+// source of the README's configuration table (`configTable()`, checked by
+// test/e2e/readme.test.ts).
 
+import { accessSync, constants, readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { z } from "zod";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
 
 export interface Config {
@@ -29,20 +35,21 @@ export interface Config {
   readonly shutdownTimeoutSeconds: number;
   readonly retentionDays: number | null;
   readonly retentionIntervalSeconds: number;
-  readonly tlsCertFile: string | null;
-  readonly tlsKeyFile: string | null;
+  /** PEM files; both set (TLS) or both null (h2c). */
+  readonly tlsCert: string | null;
+  readonly tlsKey: string | null;
 }
 
 export class ConfigError extends Error {}
 
-/** Every variable, its default and meaning: the README's configuration table is generated from this. */
+/** Every variable, its default and meaning ([default, meaning]; "" means unset). */
 export const VARIABLES = {
-  HOST: ["127.0.0.1", "Address to listen on."],
-  PORT: ["50051", "Port for gRPC, gRPC-Web and Connect (h2c, or TLS when a certificate is set)."],
+  HOST: ["127.0.0.1", "Address to listen on (also for METRICS_PORT)."],
+  PORT: ["50051", "Port for gRPC, gRPC-Web and Connect (h2c, or TLS with TLS_CERT and TLS_KEY); 0 picks a free one."],
   DATABASE_URL: ["", "PostgreSQL URL. Unset: an embedded PostgreSQL keeps its data in JOBS_DATA_DIR."],
   JOBS_DATA_DIR: [".data", "Embedded PostgreSQL data and the development token."],
   EMBEDDED_POSTGRES_PORT: ["54329", "Port of the embedded PostgreSQL (127.0.0.1 only); 0 picks a free one."],
-  LOG_LEVEL: ["info", "trace, debug, info (one line per RPC), warn, error, fatal or silent."],
+  LOG_LEVEL: ["info", "Least severe log level written; info writes one line per RPC."],
   MAX_MESSAGE_BYTES: ["4194304", "Largest request message; larger ones are RESOURCE_EXHAUSTED."],
   WATCH_HEARTBEAT_SECONDS: ["15", "Idle watch streams get a heartbeat this often."],
   WATCH_BUFFER_EVENTS: ["1000", "Events buffered per watch stream; a client further behind is cut off (UNAVAILABLE) and resumes."],
@@ -55,78 +62,166 @@ export const VARIABLES = {
   DB_ACQUIRE_TIMEOUT_MS: ["2000", "Longest wait for a database connection before UNAVAILABLE."],
   DB_POOL_SIZE: ["20", "Pooled database connections per process (each process also holds one for LISTEN and one for the health probe)."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
-  METRICS_PORT: ["", "Serve Prometheus metrics at http://HOST:METRICS_PORT/metrics. Unset: off."],
+  METRICS_PORT: ["", "Serve Prometheus metrics at http://HOST:METRICS_PORT/metrics (plain HTTP). Unset: off."],
   TOKEN_CACHE_SECONDS: ["2", "How long a token lookup is cached; a revoked token stops working within this."],
   SHUTDOWN_TIMEOUT_SECONDS: ["30", "On SIGTERM, the longest wait for in-flight calls."],
   RETENTION_DAYS: ["", "Delete finished jobs (and their events) this many days after they finished. Unset: keep forever."],
   RETENTION_INTERVAL_SECONDS: ["60", "How often the retention sweep runs."],
-  TLS_CERT_FILE: ["", "PEM certificate chain; with TLS_KEY_FILE, serve TLS instead of h2c."],
-  TLS_KEY_FILE: ["", "PEM private key for TLS_CERT_FILE."],
+  TLS_CERT: ["", "PEM certificate chain file; with TLS_KEY, serve TLS instead of h2c."],
+  TLS_KEY: ["", "PEM private key file for TLS_CERT."],
 } as const satisfies Record<string, readonly [string, string]>;
 
-type Name = keyof typeof VARIABLES;
+export type VariableName = keyof typeof VARIABLES;
+
+interface Rule<T> {
+  /** Parses the (trimmed, defaulted) text. */
+  readonly schema: z.ZodType<T, string>;
+  /** What the variable accepts, for the error message and the README. */
+  readonly accepted: string;
+  /** Never echo the value (it may hold a password). */
+  readonly secret?: boolean;
+}
+
+const rule = <T>(schema: z.ZodType<T, string>, accepted: string, secret = false): Rule<T> => ({ schema, accepted, secret });
+
+const whole = (min: number, max: number) =>
+  rule(
+    z
+      .string()
+      .regex(/^-?\d+$/)
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max)),
+    `a whole number from ${min} to ${max}`,
+  );
+
+const unsetOr = <T>(inner: Rule<T>): Rule<T | null> =>
+  rule(z.union([z.literal("").transform(() => null), inner.schema]), `unset, or ${inner.accepted}`, inner.secret);
+
+const bool = rule(
+  z.stringbool({ truthy: ["true", "1", "yes"], falsy: ["false", "0", "no"] }),
+  "true or false (also 1/0, yes/no)",
+);
+
+const pemFile = (what: string) =>
+  rule(
+    z.string().superRefine((path, ctx) => {
+      const problem = pemProblem(path);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
+    `the path of a readable PEM file holding ${what}`,
+  );
+
+function pemProblem(path: string): string | null {
+  try {
+    accessSync(path, constants.R_OK);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "cannot read it";
+  }
+  try {
+    if (!readFileSync(path, "latin1").includes("-----BEGIN ")) return "not PEM: it has no -----BEGIN line";
+  } catch {
+    return "cannot read it (a directory?)";
+  }
+  return null;
+}
+
+export const RULES = {
+  HOST: rule(z.union([z.ipv4(), z.ipv6(), z.hostname()]), "an IP address or host name, e.g. 127.0.0.1, 0.0.0.0, ::"),
+  PORT: whole(0, 65535),
+  DATABASE_URL: unsetOr(
+    rule(
+      z.string().refine((url) => /^postgres(ql)?:\/\//.test(url) && URL.canParse(url), { error: "not a PostgreSQL URL" }),
+      "a postgres:// or postgresql:// URL, e.g. postgresql://user:password@host:5432/jobs",
+      true,
+    ),
+  ),
+  JOBS_DATA_DIR: rule(z.string().transform((dir) => resolve(dir)), "any directory path"),
+  EMBEDDED_POSTGRES_PORT: whole(0, 65535),
+  LOG_LEVEL: rule(z.string().toLowerCase().pipe(z.enum(LOG_LEVELS)), LOG_LEVELS.join(", ")),
+  MAX_MESSAGE_BYTES: whole(1024, 1 << 30),
+  WATCH_HEARTBEAT_SECONDS: whole(1, 3600),
+  WATCH_BUFFER_EVENTS: whole(10, 1_000_000),
+  WATCH_POLL_INTERVAL_MS: whole(10, 60_000),
+  NOTIFY_INTERVAL_MS: whole(0, 10_000),
+  LEASE_DEFAULT_SECONDS: whole(1, 86_400),
+  REAPER_INTERVAL_SECONDS: whole(1, 3600),
+  REAPER_GRACE_SECONDS: whole(0, 3600),
+  REAPER_BATCH_SIZE: whole(1, 10_000),
+  DB_ACQUIRE_TIMEOUT_MS: whole(1, 600_000),
+  DB_POOL_SIZE: whole(1, 1000),
+  MIGRATE_ON_START: bool,
+  METRICS_PORT: unsetOr(whole(1, 65535)),
+  TOKEN_CACHE_SECONDS: whole(0, 5),
+  SHUTDOWN_TIMEOUT_SECONDS: whole(0, 3600),
+  RETENTION_DAYS: unsetOr(whole(1, 36_500)),
+  RETENTION_INTERVAL_SECONDS: whole(1, 86_400),
+  TLS_CERT: unsetOr(pemFile("a certificate")),
+  TLS_KEY: unsetOr(pemFile("a private key")),
+} satisfies Record<VariableName, Rule<unknown>>;
+
+type Value<N extends VariableName> = (typeof RULES)[N] extends Rule<infer T> ? T : never;
+
+/** Variables this service used to read; setting one is an error, not a silent fallback to plaintext. */
+const RENAMED: Record<string, VariableName> = { TLS_CERT_FILE: "TLS_CERT", TLS_KEY_FILE: "TLS_KEY" };
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const raw = (name: Name): string => {
-    const value = env[name];
-    return value === undefined || value.trim() === "" ? VARIABLES[name][0] : value.trim();
-  };
-  const optional = (name: Name): string | null => raw(name) || null;
-  const int = (name: Name, min: number, max: number): number => {
-    const text = raw(name);
-    const value = Number(text);
-    if (!/^-?\d+$/.test(text) || value < min || value > max) {
-      throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${text}"`);
-    }
-    return value;
-  };
-  const optionalInt = (name: Name, min: number, max: number): number | null => (raw(name) ? int(name, min, max) : null);
-  const bool = (name: Name): boolean => {
-    const text = raw(name).toLowerCase();
-    if (["true", "1", "yes"].includes(text)) return true;
-    if (["false", "0", "no"].includes(text)) return false;
-    throw new ConfigError(`${name} must be true or false, got "${text}"`);
+  for (const [old, now] of Object.entries(RENAMED)) {
+    if (env[old]?.trim()) throw new ConfigError(`${old} was renamed ${now}: set ${now} instead (and unset ${old})`);
+  }
+  const get = <N extends VariableName>(name: N): Value<N> => {
+    const given = env[name]?.trim();
+    const text = given ? given : VARIABLES[name][0];
+    const { schema, accepted, secret } = RULES[name] as Rule<Value<N>>;
+    const parsed = schema.safeParse(text);
+    if (parsed.success) return parsed.data;
+    const detail = parsed.error.issues.find((issue) => issue.code === "custom" && issue.message)?.message;
+    const shown = secret ? `${name} (value not shown: it may hold a password)` : `${name}=${JSON.stringify(text)}`;
+    throw new ConfigError(`${shown} is not valid${detail ? ` (${detail})` : ""}: expected ${accepted}`);
   };
 
-  const logLevel = raw("LOG_LEVEL").toLowerCase();
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
-  }
-  const databaseUrl = optional("DATABASE_URL");
-  if (databaseUrl !== null && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError("DATABASE_URL must be a postgres:// or postgresql:// URL");
-  }
-  const tlsCertFile = optional("TLS_CERT_FILE");
-  const tlsKeyFile = optional("TLS_KEY_FILE");
-  if ((tlsCertFile === null) !== (tlsKeyFile === null)) {
-    throw new ConfigError("TLS_CERT_FILE and TLS_KEY_FILE must be set together");
-  }
-
-  return {
-    host: raw("HOST"),
-    port: int("PORT", 0, 65535),
-    databaseUrl,
-    dataDir: resolve(raw("JOBS_DATA_DIR")),
-    embeddedPostgresPort: int("EMBEDDED_POSTGRES_PORT", 0, 65535),
-    logLevel: logLevel as LogLevel,
-    maxMessageBytes: int("MAX_MESSAGE_BYTES", 1024, 1 << 30),
-    watchHeartbeatSeconds: int("WATCH_HEARTBEAT_SECONDS", 1, 3600),
-    watchBufferEvents: int("WATCH_BUFFER_EVENTS", 10, 1_000_000),
-    watchPollIntervalMs: int("WATCH_POLL_INTERVAL_MS", 10, 60_000),
-    notifyIntervalMs: int("NOTIFY_INTERVAL_MS", 0, 10_000),
-    leaseDefaultSeconds: int("LEASE_DEFAULT_SECONDS", 1, 86_400),
-    reaperIntervalSeconds: int("REAPER_INTERVAL_SECONDS", 1, 3600),
-    reaperGraceSeconds: int("REAPER_GRACE_SECONDS", 0, 3600),
-    reaperBatchSize: int("REAPER_BATCH_SIZE", 1, 10_000),
-    dbAcquireTimeoutMs: int("DB_ACQUIRE_TIMEOUT_MS", 1, 600_000),
-    dbPoolSize: int("DB_POOL_SIZE", 1, 1000),
-    migrateOnStart: bool("MIGRATE_ON_START"),
-    metricsPort: optionalInt("METRICS_PORT", 1, 65535),
-    tokenCacheSeconds: int("TOKEN_CACHE_SECONDS", 0, 5),
-    shutdownTimeoutSeconds: int("SHUTDOWN_TIMEOUT_SECONDS", 0, 3600),
-    retentionDays: optionalInt("RETENTION_DAYS", 1, 36_500),
-    retentionIntervalSeconds: int("RETENTION_INTERVAL_SECONDS", 1, 86_400),
-    tlsCertFile,
-    tlsKeyFile,
+  const config: Config = {
+    host: get("HOST"),
+    port: get("PORT"),
+    databaseUrl: get("DATABASE_URL"),
+    dataDir: get("JOBS_DATA_DIR"),
+    embeddedPostgresPort: get("EMBEDDED_POSTGRES_PORT"),
+    logLevel: get("LOG_LEVEL"),
+    maxMessageBytes: get("MAX_MESSAGE_BYTES"),
+    watchHeartbeatSeconds: get("WATCH_HEARTBEAT_SECONDS"),
+    watchBufferEvents: get("WATCH_BUFFER_EVENTS"),
+    watchPollIntervalMs: get("WATCH_POLL_INTERVAL_MS"),
+    notifyIntervalMs: get("NOTIFY_INTERVAL_MS"),
+    leaseDefaultSeconds: get("LEASE_DEFAULT_SECONDS"),
+    reaperIntervalSeconds: get("REAPER_INTERVAL_SECONDS"),
+    reaperGraceSeconds: get("REAPER_GRACE_SECONDS"),
+    reaperBatchSize: get("REAPER_BATCH_SIZE"),
+    dbAcquireTimeoutMs: get("DB_ACQUIRE_TIMEOUT_MS"),
+    dbPoolSize: get("DB_POOL_SIZE"),
+    migrateOnStart: get("MIGRATE_ON_START"),
+    metricsPort: get("METRICS_PORT"),
+    tokenCacheSeconds: get("TOKEN_CACHE_SECONDS"),
+    shutdownTimeoutSeconds: get("SHUTDOWN_TIMEOUT_SECONDS"),
+    retentionDays: get("RETENTION_DAYS"),
+    retentionIntervalSeconds: get("RETENTION_INTERVAL_SECONDS"),
+    tlsCert: get("TLS_CERT"),
+    tlsKey: get("TLS_KEY"),
   };
+  if ((config.tlsCert === null) !== (config.tlsKey === null)) {
+    const missing = config.tlsCert === null ? "TLS_CERT" : "TLS_KEY";
+    throw new ConfigError(`${missing} is not set: TLS_CERT and TLS_KEY go together (set both for TLS, neither for h2c)`);
+  }
+  if (config.metricsPort !== null && config.metricsPort === config.port) {
+    throw new ConfigError(`METRICS_PORT=${config.metricsPort} is not valid: expected a port other than PORT's`);
+  }
+  return config;
+}
+
+/** The README's configuration table (between its config:begin and config:end markers). */
+export function configTable(): string {
+  const cell = (text: string) => text.replaceAll("|", "\\|");
+  const rows = (Object.keys(VARIABLES) as VariableName[]).map((name) => {
+    const [defaultValue, meaning] = VARIABLES[name];
+    return `| \`${name}\` | ${defaultValue ? `\`${defaultValue}\`` : "—"} | ${cell(RULES[name].accepted)} | ${cell(meaning)} |`;
+  });
+  return ["| variable | default | accepted | meaning |", "|---|---|---|---|", ...rows].join("\n");
 }

@@ -1,5 +1,5 @@
-// TLS (SPEC §2: "TLS when a certificate is configured"): with TLS_CERT_FILE
-// and TLS_KEY_FILE the same port serves gRPC over TLS.
+// TLS (SPEC §2: "TLS when a certificate is configured"): with TLS_CERT
+// and TLS_KEY the same port serves gRPC over TLS.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -21,7 +21,7 @@ beforeAll(async () => {
     "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
     "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
   ], { stdio: "ignore" });
-  server = await startServer({ env: { TLS_CERT_FILE: join(dir, "cert.pem"), TLS_KEY_FILE: join(dir, "key.pem") } });
+  server = await startServer({ env: { TLS_CERT: join(dir, "cert.pem"), TLS_KEY: join(dir, "key.pem") } });
 });
 afterAll(async () => {
   await server?.stop();

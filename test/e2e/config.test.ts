@@ -1,0 +1,156 @@
+// Configuration from the environment (SPEC §7): defaults and good values
+// load; every variable that can be wrong, set wrong, stops `jobsctl serve`
+// with exit 2 and one line on stderr naming the variable and what it accepts.
+// The cases are keyed by VARIABLES, so a new variable without a bad-value
+// case (or a stated reason why any value is fine) fails this file.
+
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, expect, test } from "@jest/globals";
+import { ConfigError, loadConfig, RULES, VARIABLES, type VariableName } from "../../src/config.js";
+import { runCli } from "../support/processes.js";
+
+const PEM_DIR = mkdtempSync(join(tmpdir(), "jobs-config-"));
+const PEM = join(PEM_DIR, "any.pem");
+writeFileSync(PEM, "-----BEGIN CERTIFICATE-----\nnot checked further here\n-----END CERTIFICATE-----\n");
+const NOT_PEM = join(PEM_DIR, "notes.txt");
+writeFileSync(NOT_PEM, "hello\n");
+
+/** One wrong value per variable (more where a variable can be wrong in more than one way). */
+const BAD: Partial<Record<VariableName, readonly string[]>> = {
+  HOST: ["bad host!", "http://127.0.0.1"],
+  PORT: ["5OO51", "70000"],
+  DATABASE_URL: ["mysql://jobs:hunter2@db:3306/jobs"],
+  EMBEDDED_POSTGRES_PORT: ["-1"],
+  LOG_LEVEL: ["loud"],
+  MAX_MESSAGE_BYTES: ["4MiB", "100"],
+  WATCH_HEARTBEAT_SECONDS: ["0"],
+  WATCH_BUFFER_EVENTS: ["5"],
+  WATCH_POLL_INTERVAL_MS: ["1.5"],
+  NOTIFY_INTERVAL_MS: ["fast"],
+  LEASE_DEFAULT_SECONDS: ["86401"],
+  REAPER_INTERVAL_SECONDS: ["0"],
+  REAPER_GRACE_SECONDS: ["-5"],
+  REAPER_BATCH_SIZE: ["0"],
+  DB_ACQUIRE_TIMEOUT_MS: ["2s"],
+  DB_POOL_SIZE: ["0"],
+  MIGRATE_ON_START: ["maybe"],
+  METRICS_PORT: ["0", "metrics"],
+  TOKEN_CACHE_SECONDS: ["6"],
+  SHUTDOWN_TIMEOUT_SECONDS: ["forever"],
+  RETENTION_DAYS: ["0"],
+  RETENTION_INTERVAL_SECONDS: ["1m"],
+  TLS_CERT: [join(PEM_DIR, "missing.pem"), NOT_PEM],
+  TLS_KEY: [join(PEM_DIR, "missing-key.pem")],
+};
+
+/** Variables that accept any value, and why. */
+const ANY_VALUE: Partial<Record<VariableName, string>> = {
+  JOBS_DATA_DIR: "any path names a directory (created at start if missing)",
+};
+
+// If a bad value were accepted, the server would go on to this closed port
+// and fail there (exit 6), not with the configuration's exit 2.
+const BASE_ENV = { PORT: "0", DATABASE_URL: "postgresql://jobs@127.0.0.1:1/jobs" };
+
+test("every variable has bad-value cases, or a reason why any value is fine", () => {
+  const uncovered = Object.keys(VARIABLES).filter((name) => !(name in BAD) && !(name in ANY_VALUE));
+  expect(uncovered).toEqual([]);
+});
+
+const cases = Object.entries(BAD).flatMap(([name, values]) => values.map((value) => [name as VariableName, value] as const));
+
+describe("jobsctl serve refuses a bad value with one line naming the variable and what it accepts", () => {
+  test.concurrent.each(cases)("%s=%j", async (name, value) => {
+    const env: Record<string, string> = { ...BASE_ENV, [name]: value };
+    // TLS_KEY alone would first fail for the missing TLS_CERT: give it a good partner.
+    if (name === "TLS_KEY") env.TLS_CERT = PEM;
+    const res = await runCli(["serve"], env);
+    const lines = res.stderr.trimEnd().split("\n");
+    expect({ code: res.code, lines: lines.length, stdout: res.stdout }).toEqual({ code: 2, lines: 1, stdout: "" });
+    expect(lines[0]).toContain(name);
+    expect(lines[0]).toContain(RULES[name].accepted);
+    if (name === "DATABASE_URL") expect(res.stderr).not.toContain("hunter2");
+    else expect(lines[0]).toContain(JSON.stringify(value));
+  });
+
+  test.concurrent.each([
+    ["TLS_CERT without TLS_KEY", { TLS_CERT: PEM }, /TLS_KEY is not set: TLS_CERT and TLS_KEY go together/],
+    ["METRICS_PORT equal to PORT", { PORT: "50999", METRICS_PORT: "50999" }, /METRICS_PORT=50999 .*other than PORT/],
+    ["the renamed TLS_CERT_FILE", { TLS_CERT_FILE: PEM }, /TLS_CERT_FILE was renamed TLS_CERT/],
+  ] as const)("%s", async (_what, extra, message) => {
+    const res = await runCli(["serve"], { ...BASE_ENV, ...extra });
+    expect({ code: res.code, lines: res.stderr.trimEnd().split("\n").length }).toEqual({ code: 2, lines: 1 });
+    expect(res.stderr).toMatch(message);
+  });
+});
+
+describe("loadConfig", () => {
+  test("an empty environment gives every default", () => {
+    const config = loadConfig({});
+    expect(config).toEqual({
+      host: "127.0.0.1",
+      port: 50051,
+      databaseUrl: null,
+      dataDir: resolve(".data"),
+      embeddedPostgresPort: 54329,
+      logLevel: "info",
+      maxMessageBytes: 4 * 1024 * 1024,
+      watchHeartbeatSeconds: 15,
+      watchBufferEvents: 1000,
+      watchPollIntervalMs: 1000,
+      notifyIntervalMs: 20,
+      leaseDefaultSeconds: 60,
+      reaperIntervalSeconds: 5,
+      reaperGraceSeconds: 10,
+      reaperBatchSize: 50,
+      dbAcquireTimeoutMs: 2000,
+      dbPoolSize: 20,
+      migrateOnStart: true,
+      metricsPort: null,
+      tokenCacheSeconds: 2,
+      shutdownTimeoutSeconds: 30,
+      retentionDays: null,
+      retentionIntervalSeconds: 60,
+      tlsCert: null,
+      tlsKey: null,
+    });
+  });
+
+  test("good values are read, trimmed and typed; an empty one counts as unset", () => {
+    const config = loadConfig({
+      HOST: " 0.0.0.0 ",
+      PORT: "0",
+      DATABASE_URL: "postgres://jobs:secret@db.internal:5433/jobs?sslmode=require",
+      JOBS_DATA_DIR: "/var/lib/jobs",
+      LOG_LEVEL: "DEBUG",
+      MIGRATE_ON_START: "no",
+      METRICS_PORT: "9464",
+      RETENTION_DAYS: "30",
+      TOKEN_CACHE_SECONDS: "",
+      TLS_CERT: PEM,
+      TLS_KEY: PEM,
+    });
+    expect(config).toMatchObject({
+      host: "0.0.0.0",
+      port: 0,
+      databaseUrl: "postgres://jobs:secret@db.internal:5433/jobs?sslmode=require",
+      dataDir: "/var/lib/jobs",
+      logLevel: "debug",
+      migrateOnStart: false,
+      metricsPort: 9464,
+      retentionDays: 30,
+      tokenCacheSeconds: 2,
+      tlsCert: PEM,
+      tlsKey: PEM,
+    });
+  });
+
+  test("a bad value is a ConfigError naming the variable, the value and what it accepts", () => {
+    expect(() => loadConfig({ WATCH_BUFFER_EVENTS: "lots" })).toThrow(ConfigError);
+    expect(() => loadConfig({ WATCH_BUFFER_EVENTS: "lots" })).toThrow(
+      'WATCH_BUFFER_EVENTS="lots" is not valid: expected a whole number from 10 to 1000000',
+    );
+  });
+});
