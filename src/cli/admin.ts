@@ -1,7 +1,7 @@
 // jobsctl migrate and jobsctl tokens: work directly on the server's database.
 
-import { parseArgs } from "node:util";
 import type { MikroORM } from "@mikro-orm/postgresql";
+import { type Command, Option } from "commander";
 import { openDatabase } from "../app.js";
 import { generateSecret, hashSecret } from "../auth/tokens.js";
 import { loadConfig } from "../config.js";
@@ -9,14 +9,9 @@ import { type Principal, SCOPES, type Scope } from "../domain/principal.js";
 import { createLogger } from "../log.js";
 import { migrate, openOrm } from "../store/orm.js";
 import { type TokenInfo, TokenStore } from "../store/token-store.js";
-import { EXIT, UsageError } from "./exit-codes.js";
-
-export const TOKENS_HELP = `  tokens create --principal service --name NAME --scopes jobs:read,jobs:write [--description TEXT]
-  tokens create --principal api_user --company N --user N --scopes jobs:read[,jobs:write]
-                              print a new token, alone, on stdout (it is shown only once)
-  tokens list [--json]        every token's id, principal, scopes and dates (never the secret)
-  tokens revoke ID            stop a token working (within TOKEN_CACHE_SECONDS on every replica)
-`;
+import { CliFailure, EXIT, UsageError } from "./exit-codes.js";
+import { table } from "./format.js";
+import { examples } from "./help.js";
 
 /** Opens the database the way the server would, for the length of one command. */
 async function withDatabase<T>(work: (orm: MikroORM, url: string) => Promise<T>): Promise<T> {
@@ -43,66 +38,89 @@ function withTokens<T>(work: (tokens: TokenStore) => Promise<T>): Promise<T> {
   });
 }
 
-export async function runMigrate(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { help: { type: "boolean", short: "h" } } });
-  if (values.help) {
-    process.stdout.write("Usage: jobsctl migrate\n\nApplies pending migrations to DATABASE_URL (or the embedded database) and exits.\n");
-    return EXIT.ok;
-  }
-  const applied = await withDatabase((orm, url) => migrate(orm, url));
-  process.stdout.write(applied.length ? `applied ${applied.join(", ")}\n` : "database is up to date\n");
-  return EXIT.ok;
+export function registerAdminCommands(program: Command): void {
+  examples(
+    program
+      .command("migrate")
+      .summary("apply pending database migrations and exit")
+      .description("Apply pending database migrations to DATABASE_URL (or the embedded database in JOBS_DATA_DIR) and exit.")
+      .helpGroup("Server:"),
+    ["jobsctl migrate", "DATABASE_URL=postgres://jobs@db/jobs jobsctl migrate"],
+  ).action(async () => {
+    const applied = await withDatabase((orm, url) => migrate(orm, url));
+    process.stdout.write(applied.length ? `applied ${applied.join(", ")}\n` : "database is up to date\n");
+  });
+
+  const tokens = examples(
+    program
+      .command("tokens")
+      .summary("create, list and revoke API tokens")
+      .description(
+        "Create, list and revoke API tokens, on the server's database: DATABASE_URL, or the embedded one in JOBS_DATA_DIR (used in place if a server is running, started for the command otherwise).",
+      )
+      .helpGroup("Tokens:"),
+    [
+      "jobsctl tokens create --principal service --name scheduler --scopes jobs:read,jobs:write",
+      "jobsctl tokens create --principal api_user --company 42 --user 7 --scopes jobs:read",
+      "jobsctl tokens list",
+      "jobsctl tokens revoke 5f0c…",
+    ],
+  );
+
+  examples(
+    tokens
+      .command("create")
+      .description("make a token and print it, alone, on stdout (it is shown only once)")
+      .addOption(new Option("--principal <type>", "who the token acts as").choices(["service", "api_user"]).makeOptionMandatory())
+      .option("--name <name>", "the service's name (--principal service)")
+      .option("--company <id>", "the user's company (--principal api_user)")
+      .option("--user <id>", "the user's id (--principal api_user)")
+      .requiredOption("--scopes <scopes>", `comma-separated: ${SCOPES.join(", ")}`)
+      .option("--description <text>", "a note for tokens list"),
+    [
+      "jobsctl tokens create --principal service --name scheduler --scopes jobs:read,jobs:write",
+      "jobsctl tokens create --principal api_user --company 42 --user 7 --scopes jobs:read",
+      "export JOBS_TOKEN=$(jobsctl tokens create --principal service --name me --scopes jobs:read,jobs:write)",
+    ],
+  ).action(async (opts: TokenCreateOptions) => {
+    const principal = parsePrincipal(opts);
+    const scopes = parseScopes(opts.scopes);
+    const secret = generateSecret();
+    await withTokens((store) => store.create(hashSecret(secret), principal, scopes, opts.description ?? ""));
+    process.stdout.write(`${secret}\n`);
+  });
+
+  examples(
+    tokens
+      .command("list")
+      .description("every token's id, principal, scopes and dates (never the secret)")
+      .option("--json", "print JSON for scripts instead of a table"),
+    ["jobsctl tokens list", "jobsctl tokens list --json | jq -r '.[] | select(.revokedAt == null) | .id'"],
+  ).action(async (opts: { json?: boolean }) => {
+    const list = await withTokens((store) => store.list());
+    process.stdout.write(opts.json ? `${JSON.stringify(list.map(tokenJson), null, 2)}\n` : formatTokens(list));
+  });
+
+  examples(
+    tokens
+      .command("revoke <id>")
+      .description("stop a token working (within TOKEN_CACHE_SECONDS on every replica)"),
+    ["jobsctl tokens revoke 5f0c2a1e-…   # the id from jobsctl tokens list"],
+  ).action(async (id: string) => {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) throw new UsageError("tokens revoke needs the token's id (from jobsctl tokens list)");
+    const revoked = await withTokens((store) => store.revoke(id.toLowerCase()));
+    if (!revoked) throw new CliFailure(`no live token with id ${id} (jobsctl tokens list shows them)`, EXIT.notFound);
+    process.stdout.write(`revoked ${id}\n`);
+  });
 }
 
-export async function runTokens(args: string[]): Promise<number> {
-  const [action, ...rest] = args;
-  const { values, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    options: {
-      principal: { type: "string" },
-      name: { type: "string" },
-      company: { type: "string" },
-      user: { type: "string" },
-      scopes: { type: "string" },
-      description: { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help || action === undefined) {
-    // Asked for: stdout. A usage error: stderr, so scripts capturing stdout see nothing.
-    (values.help ? process.stdout : process.stderr).write(`Usage:\n${TOKENS_HELP}`);
-    return values.help ? EXIT.ok : EXIT.usage;
-  }
-  switch (action) {
-    case "create": {
-      const principal = parsePrincipal(values);
-      const scopes = parseScopes(values.scopes);
-      const secret = generateSecret();
-      await withTokens((tokens) => tokens.create(hashSecret(secret), principal, scopes, values.description ?? ""));
-      process.stdout.write(`${secret}\n`);
-      return EXIT.ok;
-    }
-    case "list": {
-      const list = await withTokens((tokens) => tokens.list());
-      process.stdout.write(values.json ? `${JSON.stringify(list.map(tokenJson), null, 2)}\n` : formatTokens(list));
-      return EXIT.ok;
-    }
-    case "revoke": {
-      const [id] = positionals;
-      if (!id || !/^[0-9a-f-]{36}$/i.test(id)) throw new UsageError("tokens revoke needs the token's id (from `jobsctl tokens list`)");
-      const revoked = await withTokens((tokens) => tokens.revoke(id.toLowerCase()));
-      if (!revoked) {
-        process.stderr.write(`jobsctl: no live token with id ${id}\n`);
-        return EXIT.notFound;
-      }
-      process.stdout.write(`revoked ${id}\n`);
-      return EXIT.ok;
-    }
-    default:
-      throw new UsageError(`unknown tokens action "${action}"; use create, list or revoke`);
-  }
+interface TokenCreateOptions {
+  principal: "service" | "api_user";
+  name?: string;
+  company?: string;
+  user?: string;
+  scopes: string;
+  description?: string;
 }
 
 function parsePrincipal(values: { principal?: string; name?: string; company?: string; user?: string }): Principal {
@@ -156,7 +174,5 @@ function formatTokens(list: TokenInfo[]): string {
     t.revokedAt ? `revoked ${t.revokedAt.toISOString()}` : "active",
     t.description,
   ]);
-  const header = ["ID", "PRINCIPAL", "SCOPES", "CREATED", "STATUS", "DESCRIPTION"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [header, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n";
+  return table(["ID", "PRINCIPAL", "SCOPES", "CREATED", "STATUS", "DESCRIPTION"], rows);
 }

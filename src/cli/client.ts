@@ -1,294 +1,288 @@
 // Client commands: call a running server with the generated Connect client
 // (the same way another Node service would; see examples/).
 
-import { existsSync, readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { create, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import {
-  type Job,
-  type JobEvent,
-  JobEventSchema,
-  JobInputSchema,
-  JobResultSchema,
-  JobSchema,
-  JobState,
-  JobType,
-  ExecutionCluster,
-} from "../gen/jobs/v1/job_pb.js";
-import { JobService, ListJobsRequestSchema } from "../gen/jobs/v1/job_service_pb.js";
-import { EXIT, UsageError } from "./exit-codes.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type Command, Option } from "commander";
+import type { JobTypeName } from "../domain/states.js";
+import { ExecutionCluster, type Job, JobEventSchema, JobSchema, JobState, JobType } from "../gen/jobs/v1/job_pb.js";
+import { ListJobsRequestSchema } from "../gen/jobs/v1/job_service_pb.js";
+import { addClientOptions, type ClientOptions, connect } from "./connection.js";
+import { EVENT_COLUMNS, eventRow, JOB_COLUMNS, jobBlock, jobRow, stateName, table, typeName } from "./format.js";
+import { examples as withExamples } from "./help.js";
+import { assignment, count, enumNames, enumValue, isoTime, json, listOf, positiveNumber, readJsonFile, wholeNumber } from "./options.js";
+import { statusLine } from "./status-line.js";
+import { buildInput, buildResult, parseResult } from "./variants.js";
+import { watchJob } from "./watch.js";
 
-export const CLIENT_HELP = `  create --type TYPE [--company N] [--input JSON] [--data-plane ID] [--compute-pool ID]
-         [--cluster dedicated|shared] [--request-id UUID]
-  get JOB_ID
-  list [--state S,...] [--type T,...] [--executor ID] [--data-plane ID] [--company N]
-       [--page-size N] [--page-token T]
-  events JOB_ID
-  run JOB_ID --executor ID [--lease-seconds N]
-  complete JOB_ID --result JSON [--attempt N]
-  fail JOB_ID --message TEXT [--diagnostic JSON] [--attempt N]
-  request-cancellation JOB_ID [--reason TEXT]
-  cancel JOB_ID
-  heartbeat JOB_ID --executor ID --attempt N
-  watch JOB_ID [--after REVISION]   print each event live until the job finishes
-  Each takes --json (one JSON document; one per line for watch). TYPE and states
-  are enum names with or without their prefix (forecast, JOB_TYPE_FORECAST).
-  JSON is the proto JSON form, e.g. --result '{"forecast":{"cost":"12","rows":"3"}}'.
-`;
+type Assignments = Array<[string, string]>;
 
-export const CLIENT_COMMANDS = new Set([
-  "create",
-  "get",
-  "list",
-  "events",
-  "run",
-  "complete",
-  "fail",
-  "request-cancellation",
-  "cancel",
-  "heartbeat",
-  "watch",
-]);
+/** Registers every client command on `program`. */
+export function registerClientCommands(program: Command): void {
+  const command = (nameAndArgs: string, description: string) =>
+    program.command(nameAndArgs).description(description).helpGroup("Client commands (against a running server):");
+  // The connection and output options go last, so --help lists the command's own first.
+  const examples = (cmd: Command, lines: readonly string[]) => withExamples(addClientOptions(cmd), lines);
 
-const OPTIONS = {
-  server: { type: "string" },
-  token: { type: "string" },
-  json: { type: "boolean" },
-  help: { type: "boolean", short: "h" },
-  type: { type: "string" },
-  company: { type: "string" },
-  input: { type: "string" },
-  "data-plane": { type: "string" },
-  "compute-pool": { type: "string" },
-  cluster: { type: "string" },
-  "request-id": { type: "string" },
-  state: { type: "string" },
-  executor: { type: "string" },
-  "page-size": { type: "string" },
-  "page-token": { type: "string" },
-  "lease-seconds": { type: "string" },
-  result: { type: "string" },
-  attempt: { type: "string" },
-  message: { type: "string" },
-  diagnostic: { type: "string" },
-  reason: { type: "string" },
-  after: { type: "string" },
-} as const;
+  examples(
+    command("create", "create a job in PENDING and print it")
+      .addOption(new Option("--type <type>", `job type: ${enumNames(JobType).join(", ")}`).argParser(enumValue(JobType, "JOB_TYPE_")).makeOptionMandatory())
+      .option("--company <id>", "company the job belongs to (required with a service token)", positiveNumber)
+      .addOption(new Option("--input <json>", "the input as proto JSON, naming its variant").argParser(json).conflicts("inputFile"))
+      .option("--input-file <path>", "read the input JSON from a file (- for stdin)")
+      .option("--set <field=value>", "set a field of the type's input variant (repeatable; a.b for nested fields)", assignment)
+      .option("--data-plane <id>", "data plane the job runs in")
+      .option("--compute-pool <id>", "compute pool the job runs on")
+      .option("--execution-cluster <cluster>", "dedicated or shared", enumValue(ExecutionCluster, "EXECUTION_CLUSTER_"))
+      .option("--request-id <uuid>", "idempotency key: the same id again returns the same job, not a new one"),
+    [
+      `jobsctl create --type forecast --company 42 --set nql="orders per day"`,
+      `jobsctl create --type refresh_materialized_view --company 42 --input '{"refresh_materialized_view": {"nql": "…", "dataset_id": "7"}}'`,
+      `jobsctl create --type health_check --company 42 --input-file input.json --request-id "$(uuidgen)" --json`,
+    ],
+  ).action(async (opts: ClientOptions & CreateOptions) => {
+    const type = JobType[opts.type] as JobTypeName;
+    const inputJson = opts.input ?? (opts.inputFile ? readJsonFile(opts.inputFile, "--input-file") : undefined);
+    const input = buildInput(type, { json: inputJson, sets: opts.set });
+    const { job } = await connect(opts).createJob({
+      type: opts.type,
+      companyId: opts.company ?? 0n,
+      input,
+      dataPlaneId: opts.dataPlane ?? "",
+      computePoolId: opts.computePool ?? "",
+      executionCluster: opts.executionCluster ?? ExecutionCluster.UNSPECIFIED,
+      requestId: opts.requestId ?? "",
+    });
+    printJob(opts, job);
+  });
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
+  examples(command("get <job-id>", "print one job"), ["jobsctl get 0b5e…", "jobsctl get 0b5e… --json | jq -r .state"]).action(
+    async (jobId: string, opts: ClientOptions) => printJob(opts, (await connect(opts).getJob({ jobId })).job),
+  );
 
-export async function runClientCommand(command: string, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true });
-  if (values.help) {
-    process.stdout.write(`Usage: jobsctl ${command} …\n\n${CLIENT_HELP}`);
-    return EXIT.ok;
-  }
-  const client = connect(values);
-  const out = new Output(values.json ?? false);
-  const jobId = () => {
-    const id = positionals[0];
-    if (!id) throw new UsageError(`${command} needs a JOB_ID`);
-    return id;
-  };
-  switch (command) {
-    case "create": {
-      const { job } = await client.createJob({
-        type: enumValue(JobType, "JOB_TYPE_", required(values.type, "--type")),
-        companyId: int(values.company, "--company"),
-        input: values.input ? fromJson(JobInputSchema, parseJson(values.input, "--input")) : undefined,
-        dataPlaneId: values["data-plane"] ?? "",
-        computePoolId: values["compute-pool"] ?? "",
-        executionCluster: values.cluster ? enumValue(ExecutionCluster, "EXECUTION_CLUSTER_", values.cluster) : 0,
-        requestId: values["request-id"] ?? "",
-      });
-      out.job(job);
-      return EXIT.ok;
-    }
-    case "get":
-      out.job((await client.getJob({ jobId: jobId() })).job);
-      return EXIT.ok;
-    case "list": {
+  examples(
+    command("list", "list jobs, newest first, a page at a time (or --all)")
+      .option("--state <state>", `only these states (repeatable or comma-separated): ${enumNames(JobState).join(", ")}`, listOf(enumValue(JobState, "JOB_STATE_")))
+      .option("--type <type>", "only these job types (repeatable or comma-separated)", listOf(enumValue(JobType, "JOB_TYPE_")))
+      .option("--executor <id>", "only jobs run by this executor")
+      .option("--data-plane <id>", "only jobs in this data plane")
+      .option("--company <id>", "only this company's jobs (service tokens)", positiveNumber)
+      .option("--created-after <time>", "only jobs created at or after this ISO 8601 time", isoTime)
+      .option("--created-before <time>", "only jobs created before this ISO 8601 time", isoTime)
+      .option("--page-size <n>", "jobs per page (server default 50, at most 1000)", count)
+      .option("--page-token <token>", "continue a listing: the token the previous page printed")
+      .option("--all", "follow every page to the end"),
+    [
+      "jobsctl list --state running,pending_cancellation --company 42",
+      "jobsctl list --type forecast --created-after 2025-01-01 --all --json",
+      "jobsctl list --page-size 20 --page-token \"$NEXT\"",
+    ],
+  ).action(async (opts: ClientOptions & ListOptions) => {
+    const client = connect(opts);
+    const { items, next } = await pages(opts, "jobs", async (pageToken, pageSize) => {
       const res = await client.listJobs(
         create(ListJobsRequestSchema, {
-          states: list(values.state).map((s) => enumValue(JobState, "JOB_STATE_", s)),
-          types: list(values.type).map((t) => enumValue(JobType, "JOB_TYPE_", t)),
-          executorId: values.executor ?? "",
-          dataPlaneId: values["data-plane"] ?? "",
-          companyId: int(values.company, "--company"),
-          pageSize: Number(int(values["page-size"], "--page-size")),
-          pageToken: values["page-token"] ?? "",
+          states: opts.state ?? [],
+          types: opts.type ?? [],
+          executorId: opts.executor ?? "",
+          dataPlaneId: opts.dataPlane ?? "",
+          companyId: opts.company ?? 0n,
+          createdAfter: opts.createdAfter,
+          createdBefore: opts.createdBefore,
+          pageSize,
+          pageToken,
         }),
       );
-      if (out.json) out.print({ jobs: res.jobs.map((j) => toJson(JobSchema, j)), nextPageToken: res.nextPageToken });
-      else {
-        for (const job of res.jobs) out.line(jobLine(job));
-        if (res.nextPageToken) out.line(`next page: --page-token ${res.nextPageToken}`);
-      }
-      return EXIT.ok;
-    }
-    case "events": {
-      const id = jobId();
-      let pageToken = "";
-      const events: JobEvent[] = [];
-      do {
-        const res = await client.listJobEvents({ jobId: id, pageSize: 1000, pageToken });
-        events.push(...res.events);
-        pageToken = res.nextPageToken;
-      } while (pageToken);
-      if (out.json) out.print(events.map((e) => toJson(JobEventSchema, e)));
-      else for (const event of events) out.line(eventLine(event));
-      return EXIT.ok;
-    }
-    case "run":
-      out.transition(
-        await client.runJob({
-          jobId: jobId(),
-          executorId: required(values.executor, "--executor"),
-          leaseSeconds: Number(int(values["lease-seconds"], "--lease-seconds")),
-        }),
-      );
-      return EXIT.ok;
-    case "complete":
-      out.transition(
-        await client.completeJob({
-          jobId: jobId(),
-          result: fromJson(JobResultSchema, parseJson(required(values.result, "--result"), "--result")),
-          attempt: int(values.attempt, "--attempt"),
-        }),
-      );
-      return EXIT.ok;
-    case "fail":
-      out.transition(
-        await client.failJob({
-          jobId: jobId(),
-          message: required(values.message, "--message"),
-          diagnostic: values.diagnostic ? fromJson(ValueSchema, parseJson(values.diagnostic, "--diagnostic")) : undefined,
-          attempt: int(values.attempt, "--attempt"),
-        }),
-      );
-      return EXIT.ok;
-    case "request-cancellation":
-      out.transition(await client.requestJobCancellation({ jobId: jobId(), reason: values.reason ?? "" }));
-      return EXIT.ok;
-    case "cancel":
-      out.transition(await client.cancelJob({ jobId: jobId() }));
-      return EXIT.ok;
-    case "heartbeat": {
-      const res = await client.heartbeatJob({
-        jobId: jobId(),
-        executorId: required(values.executor, "--executor"),
-        attempt: int(values.attempt, "--attempt"),
-      });
-      out.job(res.job);
-      return EXIT.ok;
-    }
-    case "watch": {
-      for await (const res of client.watchJob({ jobId: jobId(), afterRevision: int(values.after, "--after") })) {
-        if (res.kind.case === "event") {
-          if (out.json) out.print(toJson(JobEventSchema, res.kind.value), false);
-          else out.line(eventLine(res.kind.value));
-        }
-      }
-      return EXIT.ok;
-    }
-    default:
-      throw new UsageError(`unknown command ${command}`);
-  }
-}
-
-function connect(values: Values): Client<typeof JobService> {
-  const baseUrl = values.server ?? process.env.JOBS_SERVER ?? "http://127.0.0.1:50051";
-  const token = values.token ?? process.env.JOBS_TOKEN ?? developmentToken();
-  if (!token) {
-    throw new UsageError("no token: pass --token, set JOBS_TOKEN, or run `jobsctl serve` with the embedded database once to get a development token");
-  }
-  const transport = createGrpcTransport({
-    baseUrl,
-    interceptors: [(next) => (req) => {
-      req.header.set("authorization", `Bearer ${token}`);
-      return next(req);
-    }],
+      return { items: res.jobs, next: res.nextPageToken };
+    });
+    if (opts.json) printJson({ jobs: items.map((j) => toJson(JobSchema, j)), nextPageToken: next });
+    else printPage("jobs", items.length ? table(JOB_COLUMNS, items.map(jobRow)) : "no jobs\n", next);
   });
-  return createClient(JobService, transport);
-}
 
-function developmentToken(): string | undefined {
-  const file = join(resolve(process.env.JOBS_DATA_DIR || ".data"), "dev-token");
-  return existsSync(file) ? readFileSync(file, "utf8").trim() : undefined;
-}
+  examples(
+    command("events <job-id>", "print a job's history of events, oldest first")
+      .option("--page-size <n>", "events per page (server default 50, at most 1000)", count)
+      .option("--page-token <token>", "continue: the token the previous page printed")
+      .option("--all", "follow every page to the end"),
+    ["jobsctl events 0b5e…", "jobsctl events 0b5e… --all --json | jq '.events[].type'"],
+  ).action(async (jobId: string, opts: ClientOptions & PageOptions) => {
+    const client = connect(opts);
+    const { items, next } = await pages(opts, "events", async (pageToken, pageSize) => {
+      const res = await client.listJobEvents({ jobId, pageSize, pageToken });
+      return { items: res.events, next: res.nextPageToken };
+    });
+    if (opts.json) printJson({ events: items.map((e) => toJson(JobEventSchema, e)), nextPageToken: next });
+    else printPage("events", table(EVENT_COLUMNS, items.map(eventRow)), next);
+  });
 
-class Output {
-  constructor(readonly json: boolean) {}
-  line(text: string) {
-    process.stdout.write(`${text}\n`);
-  }
-  print(value: unknown, pretty = true) {
-    process.stdout.write(`${JSON.stringify(value, null, pretty ? 2 : undefined)}\n`);
-  }
-  job(job: Job | undefined) {
-    if (!job) return;
-    if (this.json) this.print(toJson(JobSchema, job));
-    else this.line(jobDetails(job));
-  }
-  transition(res: { job?: Job; changed: boolean }) {
-    if (this.json) this.print({ job: res.job ? toJson(JobSchema, res.job) : null, changed: res.changed });
-    else {
-      this.line(res.changed ? "changed" : "unchanged (no-op)");
-      if (res.job) this.line(jobDetails(res.job));
+  examples(
+    command("run <job-id>", "claim a job for an executor: PENDING or FAILED → RUNNING")
+      .requiredOption("--executor <id>", "the executor that runs it")
+      .option("--lease-seconds <n>", "lease to keep alive with heartbeat (1–86400; default LEASE_DEFAULT_SECONDS)", count),
+    ["jobsctl run 0b5e… --executor executor-1", "jobsctl run 0b5e… --executor executor-1 --lease-seconds 300 --json"],
+  ).action(async (jobId: string, opts: ClientOptions & { executor: string; leaseSeconds?: number }) =>
+    printTransition(opts, await connect(opts).runJob({ jobId, executorId: opts.executor, leaseSeconds: opts.leaseSeconds ?? 0 })),
+  );
+
+  examples(
+    command("complete <job-id>", "report a job's result: → COMPLETED")
+      .addOption(new Option("--result <json>", "the result as proto JSON, naming its variant").argParser(json).conflicts("resultFile"))
+      .option("--result-file <path>", "read the result JSON from a file (- for stdin)")
+      .option("--set <field=value>", "set a field of the job type's result variant (repeatable; a.b for nested fields)", assignment)
+      .option("--attempt <n>", "refuse (exit 4) unless this is still the job's current attempt", positiveNumber),
+    [
+      "jobsctl complete 0b5e… --set cost=120 --set rows=31",
+      `jobsctl complete 0b5e… --result '{"forecast": {"cost": "120", "rows": "31"}}' --attempt 1`,
+      "jobsctl complete 0b5e… --result-file result.json --set row_stats.affected_rows=10",
+      "# The job is read first: a result variant that does not fit its type exits 2 and sends nothing.",
+    ],
+  ).action(async (jobId: string, opts: ClientOptions & CompleteOptions) => {
+    const resultJson = opts.result ?? (opts.resultFile ? readJsonFile(opts.resultFile, "--result-file") : undefined);
+    const client = connect(opts);
+    let result;
+    try {
+      const { job } = await client.getJob({ jobId });
+      result = buildResult(typeName(job!.type) as JobTypeName, { json: resultJson, sets: opts.set });
+    } catch (error) {
+      // A write-only token (an executor's) may not read the job; then only the server can check the variant.
+      const denied = error instanceof ConnectError && error.code === Code.PermissionDenied;
+      if (!denied || resultJson === undefined || opts.set?.length) throw error;
+      result = parseResult(resultJson);
     }
-  }
+    printTransition(opts, await client.completeJob({ jobId, result, attempt: opts.attempt ?? 0n }));
+  });
+
+  examples(
+    command("fail <job-id>", "report that a job failed: → FAILED (it may be run again)")
+      .requiredOption("--message <text>", "what went wrong, for a person")
+      .option("--diagnostic <json>", "any JSON with details for machines", json)
+      .option("--attempt <n>", "refuse (exit 4) unless this is still the job's current attempt", positiveNumber),
+    [`jobsctl fail 0b5e… --message "disk full"`, `jobsctl fail 0b5e… --message "timeout" --diagnostic '{"after_s": 30}' --attempt 2`],
+  ).action(async (jobId: string, opts: ClientOptions & { message: string; diagnostic?: JsonValue; attempt?: bigint }) =>
+    printTransition(
+      opts,
+      await connect(opts).failJob({
+        jobId,
+        message: opts.message,
+        diagnostic: opts.diagnostic === undefined ? undefined : fromJson(ValueSchema, opts.diagnostic),
+        attempt: opts.attempt ?? 0n,
+      }),
+    ),
+  );
+
+  examples(
+    command("request-cancellation <job-id>", "ask a job's executor to stop: → PENDING_CANCELLATION").option("--reason <text>", "why, for the executor and the record"),
+    [`jobsctl request-cancellation 0b5e… --reason "superseded by a newer forecast"`],
+  ).action(async (jobId: string, opts: ClientOptions & { reason?: string }) =>
+    printTransition(opts, await connect(opts).requestJobCancellation({ jobId, reason: opts.reason ?? "" })),
+  );
+
+  examples(command("cancel <job-id>", "confirm a requested cancellation: PENDING_CANCELLATION → CANCELLED"), [
+    "jobsctl cancel 0b5e…",
+    "# A job that was not asked to cancel is rejected (exit 4): request-cancellation first.",
+  ]).action(async (jobId: string, opts: ClientOptions) => printTransition(opts, await connect(opts).cancelJob({ jobId })));
+
+  examples(
+    command("heartbeat <job-id>", "extend a running job's lease, as its executor")
+      .requiredOption("--executor <id>", "the executor running it")
+      .requiredOption("--attempt <n>", "the attempt it is running", positiveNumber),
+    ["jobsctl heartbeat 0b5e… --executor executor-1 --attempt 1"],
+  ).action(async (jobId: string, opts: ClientOptions & { executor: string; attempt: bigint }) =>
+    printJob(opts, (await connect(opts).heartbeatJob({ jobId, executorId: opts.executor, attempt: opts.attempt })).job),
+  );
+
+  examples(
+    command("watch <job-id>", "print a job's events live until it finishes").option(
+      "--after <revision>",
+      "start after this revision (default 0: the whole history first)",
+      wholeNumber,
+    ),
+    ["jobsctl watch 0b5e…", "jobsctl watch 0b5e… --after 3 --json   # one JSON event per line"],
+  ).action(async (jobId: string, opts: ClientOptions & { after?: bigint }) => watchJob(connect(opts), jobId, opts.after ?? 0n, opts));
 }
 
-const stateName = (s: JobState) => JobState[s] ?? String(s);
-
-function jobLine(job: Job): string {
-  return `${job.id}  ${JobType[job.type]}  ${stateName(job.state)}  rev ${job.revision}  company ${job.companyId}${job.executorId ? `  executor ${job.executorId}` : ""}`;
+interface CreateOptions {
+  type: JobType;
+  company?: bigint;
+  input?: JsonValue;
+  inputFile?: string;
+  set?: Assignments;
+  dataPlane?: string;
+  computePool?: string;
+  executionCluster?: ExecutionCluster;
+  requestId?: string;
 }
 
-function jobDetails(job: Job): string {
-  return Object.entries(toJson(JobSchema, job) as Record<string, JsonValue>)
-    .map(([key, value]) => `${key}: ${typeof value === "object" ? JSON.stringify(value) : value}`)
-    .join("\n");
+interface PageOptions {
+  pageSize?: number;
+  pageToken?: string;
+  all?: boolean;
 }
 
-function eventLine(event: JobEvent): string {
-  const at = event.occurredAt ? new Date(Number(event.occurredAt.seconds) * 1000 + event.occurredAt.nanos / 1e6).toISOString() : "";
-  return `rev ${event.revision}  ${at}  ${stateName(event.fromState)} -> ${stateName(event.toState)}`;
+interface ListOptions extends PageOptions {
+  state?: JobState[];
+  type?: JobType[];
+  executor?: string;
+  dataPlane?: string;
+  company?: bigint;
+  createdAfter?: ReturnType<typeof isoTime>;
+  createdBefore?: ReturnType<typeof isoTime>;
 }
 
-function required(value: string | undefined, flag: string): string {
-  if (!value) throw new UsageError(`${flag} is required`);
-  return value;
+interface CompleteOptions {
+  result?: JsonValue;
+  resultFile?: string;
+  set?: Assignments;
+  attempt?: bigint;
 }
 
-function int(value: string | undefined, flag: string): bigint {
-  if (value === undefined) return 0n;
-  if (!/^\d+$/.test(value)) throw new UsageError(`${flag} must be a whole number, got "${value}"`);
-  return BigInt(value);
-}
-
-function list(value: string | undefined): string[] {
-  return value ? value.split(",").map((s) => s.trim()).filter(Boolean) : [];
-}
-
-function enumValue<E extends Record<string, string | number>>(enumObject: E, prefix: string, name: string): number {
-  const key = name.toUpperCase().replace(/-/g, "_").replace(new RegExp(`^${prefix}`), "");
-  const value = enumObject[key];
-  if (typeof value !== "number" || value === 0) {
-    const names = Object.keys(enumObject).filter((k) => Number.isNaN(Number(k)) && enumObject[k] !== 0);
-    throw new UsageError(`unknown value "${name}"; use one of ${names.map((n) => n.toLowerCase()).join(", ")}`);
-  }
-  return value;
-}
-
-function parseJson(text: string, flag: string): JsonValue {
+/** One page, or with --all every page, with a progress line on a terminal while it fetches. */
+async function pages<T>(
+  opts: ClientOptions & PageOptions,
+  what: string,
+  fetch: (pageToken: string, pageSize: number) => Promise<{ items: T[]; next: string }>,
+): Promise<{ items: T[]; next: string }> {
+  const pageSize = opts.pageSize ?? (opts.all ? 1000 : 0);
+  const status = statusLine(Boolean(opts.all) && !opts.json);
+  const items: T[] = [];
+  let next = opts.pageToken ?? "";
   try {
-    return JSON.parse(text) as JsonValue;
-  } catch {
-    throw new UsageError(`${flag} must be JSON`);
+    do {
+      const page = await fetch(next, pageSize);
+      items.push(...page.items);
+      next = page.next;
+      if (next) status.set(`fetched ${items.length} ${what}, fetching more…`);
+    } while (opts.all && next);
+  } finally {
+    status.clear();
   }
+  return { items, next };
+}
+
+function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+function printPage(what: string, text: string, next: string): void {
+  process.stdout.write(text);
+  // On stderr: stdout stays the table alone.
+  if (next) process.stderr.write(`more ${what}: repeat with --page-token ${next} (or --all)\n`);
+}
+
+function printJob(opts: ClientOptions, job: Job | undefined): void {
+  if (!job) throw new Error("the server sent no job");
+  if (opts.json) printJson(toJson(JobSchema, job));
+  else process.stdout.write(jobBlock(job));
+}
+
+function printTransition(opts: ClientOptions, res: { job?: Job; changed: boolean }): void {
+  const job = res.job;
+  if (!job) throw new Error("the server sent no job");
+  if (opts.json) {
+    printJson({ job: toJson(JobSchema, job), changed: res.changed });
+    return;
+  }
+  const state = `${stateName(job.state)} (revision ${job.revision})`;
+  process.stdout.write(`${res.changed ? `changed: job is now ${state}` : `unchanged (no-op): job is ${state}`}\n\n${jobBlock(job)}`);
 }

@@ -1,88 +1,93 @@
 // jobsctl: serve, migrate, tokens, and client commands against a running server.
+// One commander program; every failure ends here and becomes an exit code
+// from exit-codes.ts, with a message (and what to do) on stderr.
 
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Command, CommanderError } from "commander";
 import { ConfigError } from "../config.js";
-import { runClientCommand, CLIENT_COMMANDS, CLIENT_HELP } from "./client.js";
-import { EXIT, exitCodeFor, UsageError } from "./exit-codes.js";
-import { runMigrate, runTokens, TOKENS_HELP } from "./admin.js";
-import { runServe } from "./serve.js";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { registerAdminCommands } from "./admin.js";
+import { registerClientCommands } from "./client.js";
+import { exitCodeFor, hintFor } from "./exit-codes.js";
+import { registerServe } from "./serve.js";
 
-const HELP = `jobsctl — the jobs service and its command line
+const EXIT_CODES = `Exit codes:
+  0  ok                          3  not found
+  1  failure                     4  rejected: the job's state does not allow it, or a stale attempt
+  2  usage or invalid argument   5  unauthenticated, or permission denied
+                                 6  unavailable: server or database unreachable, draining`;
 
-Usage: jobsctl <command> [options]
+function program(): Command {
+  const root = new Command("jobsctl")
+    .usage("<command> [options]")
+    // Commander reports bad usage itself; our handler maps it to exit 2 rather than letting it exit.
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(`jobsctl: ${text.replace(/^error: /, "")}`) })
+    .showHelpAfterError("(add --help for usage and examples)")
+    .showSuggestionAfterError()
+    .helpCommand("help [command]", "show help for a command")
+    .addHelpText("before", "jobsctl — the jobs service and its command line\n")
+    .addHelpText(
+      "after",
+      `
+Client commands take --server URL (or JOBS_SERVER; default http://127.0.0.1:50051) and
+--token TOKEN (or JOBS_TOKEN; else JOBS_DATA_DIR/dev-token, written by an embedded server).
+Tokens and migrate work on the server's database: DATABASE_URL, or the embedded one.
 
-Server
-  serve [--no-migrate]        run the server (embedded PostgreSQL unless DATABASE_URL is set)
-  migrate                     apply pending database migrations and exit
+${EXIT_CODES}
 
-Tokens (on the server's database: DATABASE_URL, or the embedded one in JOBS_DATA_DIR)
-${TOKENS_HELP}
-Client (against a running server: --server URL, default http://127.0.0.1:50051;
-        --token TOKEN or JOBS_TOKEN, else the development token in JOBS_DATA_DIR)
-${CLIENT_HELP}
-Every command takes --help. Exit codes: 0 ok, 1 failure, 2 usage or invalid argument,
-3 not found, 4 rejected (state does not allow it), 5 unauthenticated or denied, 6 unavailable.
-`;
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case undefined:
-      process.stderr.write(HELP);
-      return EXIT.usage;
-    case "help":
-    case "--help":
-    case "-h":
-      process.stdout.write(HELP);
-      return EXIT.ok;
-    case "serve":
-      return runServe(rest);
-    case "migrate":
-      return runMigrate(rest);
-    case "tokens":
-      return runTokens(rest);
-    default:
-      if (CLIENT_COMMANDS.has(command)) return runClientCommand(command, rest);
-      throw new UsageError(`unknown command "${command}"; see jobsctl --help`);
-  }
+Examples:
+  $ jobsctl serve
+  $ jobsctl create --type forecast --company 42 --set nql="orders per day"
+  $ jobsctl watch 0b5e…
+  $ jobsctl help list`,
+    );
+  registerServe(root);
+  registerAdminCommands(root);
+  registerClientCommands(root);
+  return root;
 }
 
+// `jobsctl list | head`: a reader that has seen enough is not a failure.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
+  throw error;
+});
+
+let running: Command | undefined;
+const cli = program().hook("preAction", (_root, action) => {
+  running = action;
+});
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  await cli.parseAsync(process.argv.slice(2), { from: "user" });
 } catch (error) {
+  report(error);
+  process.exitCode = exitCodeFor(error);
+}
+
+function report(error: unknown): void {
+  // Commander has already said what was wrong (or printed the help that was asked for).
+  if (error instanceof CommanderError) return;
   if (error instanceof ConfigError) {
     process.stderr.write(`jobsctl: configuration: ${error.message}\n`);
-    process.exitCode = EXIT.usage;
-  } else if (error instanceof ConnectError) {
-    process.stderr.write(`jobsctl: [${codeName(error.code)}] ${error.rawMessage}\n`);
-    process.exitCode = exitCodeFor(error);
-  } else if (error instanceof UsageError) {
-    process.stderr.write(`jobsctl: ${error.message}\n`);
-    process.exitCode = EXIT.usage;
-  } else {
-    process.stderr.write(`jobsctl: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = exitCodeFor(error);
+    return;
   }
+  if (error instanceof ConnectError) {
+    const info = error.findDetails(ErrorInfoSchema)[0];
+    const code = Code[error.code] ? snake(Code[error.code]) : String(error.code);
+    process.stderr.write(`jobsctl: ${error.rawMessage} [${code}${info?.reason ? ` ${info.reason}` : ""}]\n`);
+    const hint = hintFor(error, { server: serverOption(), jobId: info?.metadata.job_id });
+    if (hint) process.stderr.write(`  ${hint}\n`);
+    return;
+  }
+  process.stderr.write(`jobsctl: ${error instanceof Error ? error.message : String(error)}\n`);
 }
 
-function codeName(code: number): string {
-  return [
-    "ok",
-    "canceled",
-    "unknown",
-    "invalid_argument",
-    "deadline_exceeded",
-    "not_found",
-    "already_exists",
-    "permission_denied",
-    "resource_exhausted",
-    "failed_precondition",
-    "aborted",
-    "out_of_range",
-    "unimplemented",
-    "internal",
-    "unavailable",
-    "data_loss",
-    "unauthenticated",
-  ][code] ?? String(code);
+/** The --server the failed command used, for the hint. */
+function serverOption(): string | undefined {
+  return running?.opts<{ server?: string }>().server;
+}
+
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (c, at: number) => `${at ? "_" : ""}${c.toLowerCase()}`);
 }

@@ -1,25 +1,32 @@
 // jobsctl serve: start, print how to reach the server, drain on SIGTERM/SIGINT.
 
-import { parseArgs } from "node:util";
+import type { Command } from "commander";
 import { startApp } from "../app.js";
 import { loadConfig } from "../config.js";
 import { createLogger } from "../log.js";
 import { EXIT } from "./exit-codes.js";
+import { examples } from "./help.js";
 
-export async function runServe(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { "no-migrate": { type: "boolean" }, help: { type: "boolean", short: "h" } },
+export function registerServe(program: Command): void {
+  examples(
+    program
+      .command("serve")
+      .summary("run the server")
+      .description(
+        "Run the server: gRPC, gRPC-Web and Connect on HOST:PORT, on DATABASE_URL or, without it, an embedded PostgreSQL in JOBS_DATA_DIR. Configured by the environment (README: Configuration); drains and exits 0 on SIGTERM or Ctrl-C.",
+      )
+      .option("--no-migrate", "do not apply pending migrations at start (as MIGRATE_ON_START=false)")
+      .helpGroup("Server:"),
+    ["jobsctl serve", "PORT=50052 DATABASE_URL=postgres://jobs@db/jobs jobsctl serve --no-migrate"],
+  ).action(async (opts: { migrate: boolean }) => {
+    process.exitCode = await runServe(opts);
   });
-  if (values.help) {
-    process.stdout.write(
-      "Usage: jobsctl serve [--no-migrate]\n\nRuns the server. Configuration comes from the environment (README: Configuration).\n--no-migrate  do not apply pending migrations at start (MIGRATE_ON_START=false)\n",
-    );
-    return EXIT.ok;
-  }
+}
+
+export async function runServe(options: { migrate: boolean }): Promise<number> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
-  const app = await startApp(config, log, values["no-migrate"] ? { migrate: false } : {});
+  const app = await startApp(config, log, options.migrate ? {} : { migrate: false });
 
   // For people, not for log collectors: on stderr, and never as a log line.
   const lines = [`jobs is serving gRPC, gRPC-Web and Connect on ${app.url}`];

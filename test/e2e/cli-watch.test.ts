@@ -11,12 +11,15 @@ import { lineReader, runCli, spawnCli } from "../support/processes.js";
 
 let server: TestServer;
 let client: JobsClient;
+/** Every watcher started, so a failed test leaves none running. */
+const watchers: ChildProcess[] = [];
 
 beforeAll(async () => {
   server = await startServer();
   client = jobsClient(server.address, server.tokens.service);
 });
 afterAll(async () => {
+  for (const child of watchers) if (child.exitCode === null) child.kill("SIGKILL");
   client?.close();
   await server?.stop();
 });
@@ -31,7 +34,9 @@ function exitOf(child: ChildProcess): Promise<number | null> {
 }
 
 function watch(jobId: string, ...flags: string[]): ChildProcess {
-  return spawnCli(["watch", jobId, "--server", server.url, "--token", server.tokens.service, ...flags]);
+  const child = spawnCli(["watch", jobId, "--server", server.url, "--token", server.tokens.service, ...flags]);
+  watchers.push(child);
+  return child;
 }
 
 test("prints each event live until the job ends, then exits 0", async () => {
@@ -41,13 +46,13 @@ test("prints each event live until the job ends, then exits 0", async () => {
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const lines = lineReader(child.stdout!);
 
-  expect(await lines.next()).toMatch(/^rev 1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+UNSPECIFIED -> PENDING$/);
+  expect(await lines.next()).toMatch(/^rev 1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+CREATED\s+UNSPECIFIED -> PENDING\s+by service:test-service$/);
   // Each change shows up while the command still runs: it is live, not a dump at the end.
   await client.call("RunJob", { job_id: job.id, executor_id: "ex-cli" });
-  expect(await lines.next()).toMatch(/^rev 2\s.*\sPENDING -> RUNNING$/);
+  expect(await lines.next()).toMatch(/^rev 2\s.*\sSTARTED\s+PENDING -> RUNNING\s/);
   expect(child.exitCode).toBeNull();
   await client.call("CompleteJob", { job_id: job.id, result: { forecast: { cost: "1", rows: "2" } } });
-  expect(await lines.next()).toMatch(/^rev 3\s.*\sRUNNING -> COMPLETED$/);
+  expect(await lines.next()).toMatch(/^rev 3\s.*\sCOMPLETED\s+RUNNING -> COMPLETED\s/);
 
   expect(await lines.next()).toBeNull();
   expect(await exitOf(child)).toBe(0);
