@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { startApp } from "../app.js";
 import { loadConfig } from "../config.js";
+import { startServing } from "../lifecycle.js";
 import { createLogger } from "../log.js";
 import { EXIT } from "./exit-codes.js";
 import { examples } from "./help.js";
@@ -26,7 +27,9 @@ export function registerServe(program: Command): void {
 export async function runServe(options: { migrate: boolean }): Promise<number> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
-  const app = await startApp(config, log, options.migrate ? {} : { migrate: false });
+  const serving = await startServing(() => startApp(config, log, options.migrate ? {} : { migrate: false }), config, log);
+  if (typeof serving === "number") return serving;
+  const { app } = serving;
 
   // For people, not for log collectors: on stderr, and never as a log line.
   const lines = [`jobs is serving gRPC, gRPC-Web and Connect on ${app.url}`];
@@ -40,14 +43,6 @@ export async function runServe(options: { migrate: boolean }): Promise<number> {
   }
   process.stderr.write(`${lines.join("\n")}\n`);
 
-  await new Promise<void>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      log.info("signal received", { signal });
-      resolve();
-    };
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
-  });
-  await app.stop();
+  await serving.untilStopped();
   return EXIT.ok;
 }

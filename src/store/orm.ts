@@ -7,6 +7,7 @@ import pg from "pg";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
 import { PreparingClient } from "./prepared-client.js";
+import { isConnectionError } from "./sql.js";
 
 export interface OrmOptions {
   readonly databaseUrl: string;
@@ -51,15 +52,36 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
 /** Migrations hold this advisory lock so replicas starting together apply them one at a time. */
 const MIGRATION_LOCK_KEY = 0x6a6f6273; // "jobs"
 
+/** A migration that failed to apply: its name, and the database's reason. */
+export class MigrationFailed extends Error {
+  constructor(
+    readonly migration: string,
+    readonly reason: string,
+  ) {
+    super(`migration ${migration} failed: ${reason}`);
+  }
+}
+
 /** Applies pending migrations; returns the names applied. */
 export async function migrate(orm: MikroORM, databaseUrl: string): Promise<string[]> {
   const lockClient = new pg.Client({ connectionString: databaseUrl, application_name: "jobs-migrate" });
   await lockClient.connect();
+  let running = "";
+  const onMigrating = ({ name }: { name: string }) => {
+    running = name;
+  };
+  orm.migrator.on("migrating", onMigrating);
   try {
     await lockClient.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
     const applied = await orm.migrator.up();
     return applied.map((m) => m.name);
+  } catch (error) {
+    // A lost connection is not the migration's fault; anything else while one runs is.
+    if (!running || isConnectionError(error)) throw error;
+    const { message, code } = error as { message?: unknown; code?: unknown };
+    throw new MigrationFailed(running, `${String(message).split("\n")[0]}${typeof code === "string" ? ` (SQLSTATE ${code})` : ""}`);
   } finally {
+    orm.migrator.off("migrating", onMigrating);
     await lockClient.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await lockClient.end().catch(() => undefined);
   }
