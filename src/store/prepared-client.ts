@@ -9,12 +9,14 @@
 // Two round trips per transition instead of four (with `pipelineTransactions`):
 // the ORM sends BEGIN, the lock, the write and COMMIT one after another,
 // each waiting for the previous reply. BEGIN cannot fail on a healthy
-// connection and its reply carries nothing, so this client sends it and lets
-// the lock follow on the same flight. A statement marked `thenCommit` is the
-// last of its transaction, so COMMIT follows it on the same flight too; the
-// ORM's own COMMIT then receives that COMMIT's reply. Nothing is answered
-// before PostgreSQL has replied to COMMIT, and the statements and their order
-// are exactly those the ORM asked for.
+// connection and its reply carries nothing, so this client answers it at
+// once and sends it in the same write as the statement that follows. A
+// statement marked `thenCommit` is the last of its transaction, so COMMIT
+// goes out in the same write behind it; the ORM's own COMMIT then receives
+// that COMMIT's reply. Nothing is answered before PostgreSQL has replied to
+// COMMIT, and the statements and their order are exactly those the ORM
+// asked for (pg's pipeline mode lets a statement go before the previous
+// reply is in).
 
 import pg from "pg";
 
@@ -42,9 +44,16 @@ export interface PreparingClientConfig extends pg.ClientConfig {
 
 const BEGUN: Readonly<pg.QueryResult> = Object.freeze({ command: "BEGIN", rowCount: null, oid: 0, rows: [], fields: [] });
 
+interface Corkable {
+  cork(): void;
+  uncork(): void;
+}
+
 export class PreparingClient extends pg.Client {
   private readonly pipelines: boolean;
   private inTransaction = false;
+  /** BEGIN was asked for and answered, but goes out only with the next statement. */
+  private beginPending = false;
   /** The reply to a COMMIT already sent behind a `thenCommit` statement, for the ORM's COMMIT to take. */
   private commitInFlight: Promise<pg.QueryResult> | null = null;
 
@@ -56,14 +65,18 @@ export class PreparingClient extends pg.Client {
 
   // biome-ignore lint: pg's query() is heavily overloaded; we only route the (text, values) form
   override query(config: any, values?: any, callback?: any): any {
-    if (typeof config !== "string" || callback !== undefined) return super.query(config, values, callback);
+    if (typeof config !== "string" || callback !== undefined) {
+      return this.withPendingBegin(() => super.query(config, values, callback));
+    }
     if (this.pipelines) {
       const command = config.length <= 8 ? config.toLowerCase() : "";
-      if (command === "begin") return this.beginWithoutWaiting(values);
+      if (command === "begin") return this.begin();
       if (command === "commit" || command === "rollback") return this.endTransaction(config, values, command);
     }
-    if (config.startsWith(COMMIT_MARK)) return this.lastStatement(config.slice(COMMIT_MARK.length), values);
-    return this.send(config, values);
+    if (config.startsWith(COMMIT_MARK)) {
+      return this.withPendingBegin(() => this.lastStatement(config.slice(COMMIT_MARK.length), values));
+    }
+    return this.withPendingBegin(() => this.send(config, values));
   }
 
   private send(text: string, values: unknown): Promise<pg.QueryResult> {
@@ -71,32 +84,60 @@ export class PreparingClient extends pg.Client {
     return super.query(text, values as unknown[]);
   }
 
-  private beginWithoutWaiting(values: unknown): Promise<pg.QueryResult> {
+  private begin(): Promise<pg.QueryResult> {
     this.inTransaction = true;
+    this.beginPending = true;
     this.commitInFlight = null;
-    // A BEGIN that fails means the connection failed: the statement behind it
-    // fails the same way and carries the error to the caller.
-    super.query("begin", values as unknown[]).catch(() => undefined);
     return Promise.resolve(BEGUN);
   }
 
+  /** Runs `send` with a pending BEGIN in front of it, both in one write to the socket. */
+  private withPendingBegin<T>(send: () => T): T {
+    if (!this.beginPending) return send();
+    this.beginPending = false;
+    return this.corked(() => {
+      // A BEGIN that fails means the connection failed: the statement behind
+      // it fails the same way and carries the error to the caller.
+      super.query("begin").catch(() => undefined);
+      return send();
+    });
+  }
+
   private lastStatement(text: string, values: unknown): Promise<pg.QueryResult> {
-    const reply = this.send(text, values);
-    if (this.pipelines && this.inTransaction && this.commitInFlight === null) {
+    if (!this.pipelines || !this.inTransaction || this.commitInFlight !== null) return this.send(text, values);
+    return this.corked(() => {
+      const reply = this.send(text, values);
       // If the statement fails, PostgreSQL answers this COMMIT by rolling back.
       this.commitInFlight = super.query("commit");
       this.commitInFlight.catch(() => undefined);
-    }
-    return reply;
+      return reply;
+    });
   }
 
   private endTransaction(text: string, values: unknown, command: "commit" | "rollback"): Promise<pg.QueryResult> {
     const inFlight = this.commitInFlight;
+    const neverBegun = this.beginPending;
     this.commitInFlight = null;
     this.inTransaction = false;
+    this.beginPending = false;
+    // Nothing was sent since BEGIN, so there is nothing to end.
+    if (neverBegun) return Promise.resolve({ ...BEGUN, command: command.toUpperCase() });
     if (inFlight === null) return super.query(text, values as unknown[]);
     // The transaction has ended already: committed, or rolled back if its last
     // statement failed. A ROLLBACK now would only draw a warning.
-    return command === "commit" ? inFlight : inFlight.then(() => ({ ...BEGUN, command: "ROLLBACK" }), () => ({ ...BEGUN, command: "ROLLBACK" }));
+    if (command === "commit") return inFlight;
+    const rolledBack = () => ({ ...BEGUN, command: "ROLLBACK" });
+    return inFlight.then(rolledBack, rolledBack);
+  }
+
+  /** pg writes each statement as one chunk; corked, several statements leave in one write. */
+  private corked<T>(work: () => T): T {
+    const stream = (this as unknown as { connection: { stream: Corkable } }).connection.stream;
+    stream.cork();
+    try {
+      return work();
+    } finally {
+      stream.uncork();
+    }
   }
 }

@@ -88,6 +88,10 @@ test("BEGIN sent without waiting still opens the transaction the next statements
     await client.query("rollback", []);
     // Outside a transaction every statement gets its own.
     expect(await txid()).not.toBe(await txid());
+    // An empty transaction: nothing to send, and nothing left open.
+    await client.query("begin", []);
+    await client.query("commit", []);
+    expect(await txid()).not.toBe(await txid());
   } finally {
     await client.end();
   }
