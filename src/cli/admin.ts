@@ -2,19 +2,24 @@
 
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { type Command, Option } from "commander";
-import { openDatabase } from "../app.js";
 import { generateSecret, hashSecret } from "../auth/tokens.js";
-import { loadConfig } from "../config.js";
 import { type Principal, SCOPES, type Scope } from "../domain/principal.js";
-import { createLogger } from "../log.js";
-import { migrate, openOrm } from "../store/orm.js";
-import { type TokenInfo, TokenStore } from "../store/token-store.js";
+import type { TokenInfo, TokenStore } from "../store/token-store.js";
 import { CliFailure, EXIT, UsageError } from "./exit-codes.js";
 import { table } from "./format.js";
 import { examples } from "./help.js";
 
-/** Opens the database the way the server would, for the length of one command. */
+/**
+ * Opens the database the way the server would, for the length of one command.
+ * The server's modules load here, not at start, so client commands start fast.
+ */
 async function withDatabase<T>(work: (orm: MikroORM, url: string) => Promise<T>): Promise<T> {
+  const [{ openDatabase }, { loadConfig }, { createLogger }, { openOrm }] = await Promise.all([
+    import("../app.js"),
+    import("../config.js"),
+    import("../log.js"),
+    import("../store/orm.js"),
+  ]);
   const config = loadConfig();
   const log = createLogger(config.logLevel === "info" ? "warn" : config.logLevel, (line) => process.stderr.write(line));
   const { url, embedded } = await openDatabase(config, log, true);
@@ -33,6 +38,7 @@ async function withDatabase<T>(work: (orm: MikroORM, url: string) => Promise<T>)
 /** Tokens on a migrated database: `tokens create` may be the first command on a fresh one. */
 function withTokens<T>(work: (tokens: TokenStore) => Promise<T>): Promise<T> {
   return withDatabase(async (orm, url) => {
+    const [{ migrate }, { TokenStore }] = await Promise.all([import("../store/orm.js"), import("../store/token-store.js")]);
     await migrate(orm, url);
     return work(new TokenStore(orm));
   });
@@ -47,6 +53,7 @@ export function registerAdminCommands(program: Command): void {
       .helpGroup("Server:"),
     ["jobsctl migrate", "DATABASE_URL=postgres://jobs@db/jobs jobsctl migrate"],
   ).action(async () => {
+    const { migrate } = await import("../store/orm.js");
     const applied = await withDatabase((orm, url) => migrate(orm, url));
     process.stdout.write(applied.length ? `applied ${applied.join(", ")}\n` : "database is up to date\n");
   });

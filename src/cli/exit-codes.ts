@@ -4,7 +4,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CommanderError } from "commander";
 import { DomainError } from "../domain/errors.js";
-import { isConnectionError } from "../store/sql.js";
 
 export const EXIT = {
   ok: 0,
@@ -32,15 +31,21 @@ export class CliFailure extends Error {
 /** Commander's own outcomes that are not failures: help asked for, version shown. */
 const COMMANDER_OK = new Set(["commander.helpDisplayed", "commander.version"]);
 
-export function exitCodeFor(error: unknown): number {
+export async function exitCodeFor(error: unknown): Promise<number> {
   if (error instanceof UsageError) return EXIT.usage;
   if (error instanceof CliFailure) return error.exitCode;
   if (error instanceof CommanderError) {
     // "commander.help" is help printed because no command was given: exit 0 only if asked for.
     return COMMANDER_OK.has(error.code) || (error.code === "commander.help" && error.exitCode === 0) ? EXIT.ok : EXIT.usage;
   }
-  if (isConnectionError(error) || (error instanceof DomainError && error.kind === "unavailable")) return EXIT.unavailable;
-  if (!(error instanceof ConnectError)) return EXIT.failure;
+  if (error instanceof DomainError && error.kind === "unavailable") return EXIT.unavailable;
+  if (!(error instanceof ConnectError)) {
+    // serve, migrate and tokens: bad configuration, an unreachable database. Loaded only on
+    // this path, so client commands start without the configuration and store modules.
+    const [{ ConfigError }, { isConnectionError }] = await Promise.all([import("../config.js"), import("../store/sql.js")]);
+    if (error instanceof ConfigError) return EXIT.usage;
+    return isConnectionError(error) ? EXIT.unavailable : EXIT.failure;
+  }
   switch (error.code) {
     case Code.InvalidArgument:
     case Code.OutOfRange:

@@ -4,12 +4,11 @@
 
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Command, CommanderError } from "commander";
-import { ConfigError } from "../config.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { registerAdminCommands } from "./admin.js";
 import { registerClientCommands } from "./client.js";
-import { exitCodeFor, hintFor } from "./exit-codes.js";
-import { registerServe } from "./serve.js";
+import { EXIT, exitCodeFor, hintFor } from "./exit-codes.js";
+import { registerServe } from "./serve-command.js";
 
 const EXIT_CODES = `Exit codes:
   0  ok                          3  not found
@@ -61,17 +60,14 @@ const cli = program().hook("preAction", (_root, action) => {
 try {
   await cli.parseAsync(process.argv.slice(2), { from: "user" });
 } catch (error) {
-  report(error);
-  process.exitCode = exitCodeFor(error);
+  const code = await exitCodeFor(error);
+  await report(error, code);
+  process.exitCode = code;
 }
 
-function report(error: unknown): void {
+async function report(error: unknown, code: number): Promise<void> {
   // Commander has already said what was wrong (or printed the help that was asked for).
   if (error instanceof CommanderError) return;
-  if (error instanceof ConfigError) {
-    process.stderr.write(`jobsctl: configuration: ${error.message}\n`);
-    return;
-  }
   if (error instanceof ConnectError) {
     const info = error.findDetails(ErrorInfoSchema)[0];
     const code = Code[error.code] ? snake(Code[error.code]) : String(error.code);
@@ -80,7 +76,13 @@ function report(error: unknown): void {
     if (hint) process.stderr.write(`  ${hint}\n`);
     return;
   }
-  process.stderr.write(`jobsctl: ${error instanceof Error ? error.message : String(error)}\n`);
+  // Loaded only now: the configuration (and zod) is for serve, migrate and tokens, not client commands.
+  const { ConfigError } = await import("../config.js");
+  const message = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`jobsctl: ${error instanceof ConfigError ? `configuration: ${message}` : message}\n`);
+  if (code === EXIT.unavailable) {
+    process.stderr.write("  the database is unreachable: is the PostgreSQL of DATABASE_URL running? (unset: the embedded one in JOBS_DATA_DIR)\n");
+  }
 }
 
 /** The --server the failed command used, for the hint. */

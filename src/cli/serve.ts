@@ -1,29 +1,12 @@
 // jobsctl serve: start, print how to reach the server, drain on SIGTERM/SIGINT.
 
-import type { Command } from "commander";
 import { startApp } from "../app.js";
 import { loadConfig } from "../config.js";
 import { startServing } from "../lifecycle.js";
 import { createLogger } from "../log.js";
 import { EXIT } from "./exit-codes.js";
-import { examples } from "./help.js";
 
-export function registerServe(program: Command): void {
-  examples(
-    program
-      .command("serve")
-      .summary("run the server")
-      .description(
-        "Run the server: gRPC, gRPC-Web and Connect on HOST:PORT, on DATABASE_URL or, without it, an embedded PostgreSQL in JOBS_DATA_DIR. Configured by the environment (README: Configuration); drains and exits 0 on SIGTERM or Ctrl-C.",
-      )
-      .option("--no-migrate", "do not apply pending migrations at start (as MIGRATE_ON_START=false)")
-      .helpGroup("Server:"),
-    ["jobsctl serve", "PORT=50052 DATABASE_URL=postgres://jobs@db/jobs jobsctl serve --no-migrate"],
-  ).action(async (opts: { migrate: boolean }) => {
-    process.exitCode = await runServe(opts);
-  });
-}
-
+/** The server until a signal drains it; options from `jobsctl serve` (serve-command.ts). */
 export async function runServe(options: { migrate: boolean }): Promise<number> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
