@@ -128,11 +128,14 @@ export class Notifier {
       const { jobId, revision } = committed.event;
       // The predecessor is out already if this process published it, or if it
       // was committed before the last feed read began (that read, or the
-      // streams' replay, covered it).
+      // streams' replay, covered it). A null previousXid past revision 1 means
+      // unknown, not "none": the lock statement waited for another replica's
+      // commit of the predecessor, and PostgreSQL re-read the locked row but
+      // not the subquery, which kept the statement's older snapshot.
       const predecessorOut =
-        committed.previousXid === null ||
-        committed.previousXid < this.watermark ||
-        this.published.has(`${jobId}:${revision - 1}`);
+        revision === 1 ||
+        this.published.has(`${jobId}:${revision - 1}`) ||
+        (committed.previousXid !== null && committed.previousXid < this.watermark);
       if (!deferred.has(jobId) && predecessorOut) {
         ready.push(committed);
       } else {

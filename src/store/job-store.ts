@@ -60,7 +60,11 @@ export interface JobCursor {
 export interface CommittedEvent {
   readonly event: EventRecord;
   readonly xid: bigint;
-  /** The id of the transaction that wrote the job's previous event (null for CREATED). */
+  /**
+   * The id of the transaction that wrote the job's previous event: null for
+   * CREATED, and also when the lock waited for that very transaction (the
+   * lock statement's snapshot predates it; see Notifier.committed).
+   */
   readonly previousXid: bigint | null;
 }
 
