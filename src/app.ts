@@ -212,7 +212,11 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       port: config.port,
       tls: config.tlsCert && config.tlsKey ? { certFile: config.tlsCert, keyFile: config.tlsKey } : undefined,
     });
-    cleanups.unshift(async () => listener.destroy());
+    // drain() closes the listening socket: a start that fails after this point must not leave the port held.
+    cleanups.unshift(async () => {
+      listener.drain();
+      listener.destroy();
+    });
 
     const reaper = new Reaper(
       store,

@@ -39,6 +39,8 @@ export async function startServing(start: () => Promise<App>, config: Config, lo
     signals.dispose();
     const failure = explainStartFailure(error, config);
     process.stderr.write(`jobsctl serve: ${failure.message}\n`);
+    // Whatever a half-finished start may have left open must not keep a failed server alive.
+    setTimeout(() => process.exit(failure.exitCode), 5_000).unref();
     return failure.exitCode;
   }
   return {

@@ -84,10 +84,10 @@ test("serve starts an embedded PostgreSQL, prints a development token, and keeps
 test("a bad variable stops serve with exit 2 and a message naming it", async () => {
   const res = await runCli(["serve"], { PORT: "not-a-port", JOBS_DATA_DIR: dataDir });
   expect(res.code).toBe(2);
-  expect(res.stderr).toMatch(/PORT must be a whole number/);
+  expect(res.stderr).toMatch(/PORT="not-a-port" is not valid: expected a whole number/);
   const level = await runCli(["serve"], { LOG_LEVEL: "loud", JOBS_DATA_DIR: dataDir });
   expect(level.code).toBe(2);
-  expect(level.stderr).toMatch(/LOG_LEVEL must be one of/);
+  expect(level.stderr).toMatch(/LOG_LEVEL="loud" is not valid: expected trace, debug, info/);
 });
 
 test("a server told not to migrate refuses an unmigrated database, saying what to do", async () => {
