@@ -1,13 +1,17 @@
 // `jobsctl watch JOB_ID` against a running server (SPEC §8): prints each
 // event live until the job ends, then exits 0; `--json` prints one JSON
-// object per line. The CLI is a real process; the server is a real one on a
-// loopback port.
+// object per line; a server that drains mid-watch is resumed from the last
+// revision; on a terminal a status line says what it waits for. The CLI is a
+// real process; the servers are real ones on loopback ports.
 
-import type { ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg } from "../support/grpc.js";
-import { startServer, type TestServer } from "../support/harness.js";
-import { lineReader, runCli, spawnCli } from "../support/processes.js";
+import { freshDatabase, startServer, type TestServer } from "../support/harness.js";
+import { childEnv, createServiceToken, lineReader, runCli, type ServerProcess, spawnCli, spawnServer } from "../support/processes.js";
+import { eventually } from "../support/watching.js";
 
 let server: TestServer;
 let client: JobsClient;
@@ -99,4 +103,70 @@ test("an unknown job exits with the not-found code (3) and says why on stderr", 
   expect(res.code).toBe(3);
   expect(res.stdout).toBe("");
   expect(res.stderr).toMatch(/not_found|no job/i);
+});
+
+test("a server that drains mid-watch: the watch resumes on the server that replaces it, missing and repeating nothing", async () => {
+  const databaseUrl = await freshDatabase();
+  const token = await createServiceToken(databaseUrl, "cli-watch-resume");
+  let first: ServerProcess | undefined = await spawnServer({ databaseUrl });
+  let second: ServerProcess | undefined;
+  const grpc = jobsClient(first.address, token);
+  let replacement: JobsClient | undefined;
+  try {
+    const { job } = await grpc.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "3" });
+    const child = spawnCli(["watch", job.id, "--server", first.url, "--token", token]);
+    watchers.push(child);
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const lines = lineReader(child.stdout!);
+    expect(await lines.next()).toMatch(/^rev 1\s.*\sCREATED\s/);
+
+    // SIGTERM: the server ends the stream with UNAVAILABLE and exits; the watch keeps trying.
+    expect(await first.stop()).toEqual({ code: 0, signal: null });
+    const port = first.port;
+    first = undefined;
+    await eventually(() => stderr.includes("resuming after revision 1"), "the watch to say it is resuming", 15_000);
+    expect(child.exitCode).toBeNull();
+
+    second = await spawnServer({ databaseUrl, port });
+    replacement = jobsClient(second.address, token);
+    await replacement.call("RunJob", { job_id: job.id, executor_id: "ex-resume" });
+    expect(await lines.next(30_000)).toMatch(/^rev 2\s.*\sSTARTED\s/);
+    await replacement.call("CompleteJob", { job_id: job.id, result: { forecast: { cost: "1", rows: "1" } } });
+    expect(await lines.next()).toMatch(/^rev 3\s.*\sCOMPLETED\s/);
+    expect(await lines.next()).toBeNull();
+    expect(await exitOf(child)).toBe(0);
+  } finally {
+    grpc.close();
+    replacement?.close();
+    await first?.stop();
+    await second?.stop();
+  }
+}, 90_000);
+
+/** Runs jobsctl under a pseudo-terminal (util-linux `script`), as a person at a terminal would; returns what the terminal showed. */
+async function onTerminal(args: string[]): Promise<string> {
+  const command = [process.execPath, join(import.meta.dirname, "..", "..", "bin", "jobsctl.js"), ...args].map((a) => `'${a}'`).join(" ");
+  const { stdout } = await promisify(execFile)("script", ["-qec", command, "/dev/null"], { env: childEnv(), timeout: 30_000 });
+  return stdout;
+}
+
+test("on a terminal, a status line on stderr says what the watch waits for, and is gone at the end", async () => {
+  const job = await createJob();
+  await client.call("RunJob", { job_id: job.id, executor_id: "ex-tty" });
+  await client.call("FailJob", { job_id: job.id, message: "boom" });
+  const flags = ["--server", server.url, "--token", server.tokens.service];
+
+  const shown = await onTerminal(["watch", job.id, ...flags]);
+  const ERASE = "\r\x1b[2K";
+  expect(shown).toContain(`${ERASE}watching ${job.id} · rev 0 · connecting…`);
+  expect(shown).toContain(`${ERASE}watching ${job.id} · rev 2 · RUNNING · waiting for the next change…`);
+  expect(shown).toMatch(/rev 3\s.*\sFAILED\s+RUNNING -> FAILED\s/);
+  // Cleared: the last thing written is the erase, so the prompt comes back on a clean line.
+  expect(shown.endsWith(ERASE)).toBe(true);
+
+  // --json is for programs: no status line even on a terminal.
+  const json = await onTerminal(["watch", job.id, "--json", ...flags]);
+  expect(json).not.toContain("watching");
+  expect(json.trim().split(/\r?\n/).map((line) => JSON.parse(line).revision)).toEqual(["1", "2", "3"]);
 });
