@@ -62,7 +62,7 @@ test(`${RUNS} generated runs of ${CALLS_PER_RUN} calls on ${JOBS} jobs through t
     await fc.assert(
       fc.asyncProperty(storm(JOBS, CLIENTS, CALLS_PER_RUN), async ({ calls }) => {
         const jobs = await Promise.all(range(1, JOBS).map((i) => createJob(clients[i % CLIENTS])));
-        const outcomes = await sendCalls(calls, jobs, clients, { concurrency: IN_FLIGHT });
+        const outcomes = await sendCalls(calls, jobs, (call) => clients[call.client], { concurrency: IN_FLIGHT });
 
         const violations: string[] = [];
         for (const o of outcomes) {

@@ -75,6 +75,8 @@ export function storm(jobs: number, clients: number, count: number): fc.Arbitrar
 /** One call as it went: its answer when it succeeded, its error otherwise. */
 export interface Outcome {
   readonly call: PlannedCall;
+  /** The client that sent it. */
+  readonly client: JobsClient;
   readonly jobId: string;
   readonly request: Msg;
   readonly reply: Reply | null;
@@ -89,11 +91,17 @@ export interface SendOptions {
 }
 
 /**
- * Sends `plan` on `jobs` through `clients`. Attempts and executors for the
- * fenced calls come from the newest job any answer has shown so far, as an
- * executor would know them.
+ * Sends `plan` on `jobs`, each call through the client `clientFor` picks
+ * when the call's turn comes (so a test can fail clients over). Attempts and
+ * executors for the fenced calls come from the newest job any answer has
+ * shown so far, as an executor would know them.
  */
-export async function sendCalls(plan: readonly PlannedCall[], jobs: readonly Msg[], clients: readonly JobsClient[], options: SendOptions): Promise<Outcome[]> {
+export async function sendCalls(
+  plan: readonly PlannedCall[],
+  jobs: readonly Msg[],
+  clientFor: (call: PlannedCall) => JobsClient,
+  options: SendOptions,
+): Promise<Outcome[]> {
   const seen = new Map<string, Msg>(jobs.map((job) => [job.id, job]));
   const remember = (job: Msg) => {
     const known = seen.get(job.id);
@@ -102,15 +110,16 @@ export async function sendCalls(plan: readonly PlannedCall[], jobs: readonly Msg
   return pool(plan, options.concurrency, async (call, index) => {
     const jobId = jobs[call.job].id as string;
     const request = requestFor(call, seen.get(jobId) as Msg, index);
+    const client = clientFor(call);
     let outcome: Outcome;
     try {
-      const answer = await clients[call.client].call(call.kind, request);
+      const answer = await client.call(call.kind, request);
       remember(answer.job);
       const reply: Reply = { jobId, call: call.kind, changed: call.kind !== "HeartbeatJob" && answer.changed === true, job: answer.job };
-      outcome = { call, jobId, request, reply, error: null };
+      outcome = { call, client, jobId, request, reply, error: null };
     } catch (error) {
       if ((error as RpcError).code === undefined) throw error;
-      outcome = { call, jobId, request, reply: null, error: error as RpcError };
+      outcome = { call, client, jobId, request, reply: null, error: error as RpcError };
     }
     options.onOutcome?.(outcome, index);
     return outcome;

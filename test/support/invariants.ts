@@ -163,13 +163,22 @@ export function replyViolations(jobId: string, events: readonly Msg[], replies: 
     if (count > 1) found.push(`job ${jobId}: ${count} changed=true replies claim revision ${revision}`);
   }
   if (options.complete) {
-    for (const event of events.slice(1)) {
-      if (!claimed.has(Number(event.revision)) && !isReaper(event.actor)) {
-        found.push(`job ${jobId} revision ${event.revision} (${event.type}): no changed=true reply accounts for it`);
-      }
+    for (const event of unclaimedEvents(events, replies)) {
+      found.push(`job ${jobId} revision ${event.revision} (${event.type}): no changed=true reply accounts for it`);
     }
   }
   return found;
+}
+
+/** The events after CREATED that the reaper did not write and no changed=true reply among `replies` names. */
+export function unclaimedEvents(events: readonly Msg[], replies: readonly Reply[]): Msg[] {
+  const claimed = new Set(replies.filter((r) => r.changed).map((r) => r.job?.revision));
+  return events.slice(1).filter((event) => !claimed.has(event.revision) && !isReaper(event.actor));
+}
+
+/** The call whose move appends an event of `type`; undefined for CREATED. */
+export function callOfEvent(type: string): TransitionCall | undefined {
+  return CALL_OF_EVENT[type];
 }
 
 export interface JobsChecked {

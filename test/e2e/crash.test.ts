@@ -1,0 +1,257 @@
+// A replica killed mid-load (SPEC §1, §5, §11): replica A (a `jobsctl
+// serve` process) and replica B (this process) share one database; many
+// clients send a generated mix of transitions and heartbeats through both,
+// and A gets SIGKILL in the middle of it, with calls in flight. Its clients
+// then fail over to B, as clients of a dead replica do.
+//
+// Afterwards: every answer any client got (A's before the kill among them)
+// is in the database — a changed=true answer as exactly its event, a no-op's
+// revision as one the log has; every job's log and row obey SPEC §4, with the
+// row equal to the last event (nothing half-applied); every job still takes a
+// change through B (no lock left behind); and a WatchJobs watcher on B saw
+// every event of every job, in order, with no gap and no duplicate,
+// including the ones A committed just before it died.
+//
+// JOBS_SEED replays a run (the calls and the moment of the kill); JOBS_SOAK
+// scales the number of runs, each with a fresh replica A to kill.
+
+import { readdirSync, readFileSync } from "node:fs";
+import { isDeepStrictEqual } from "node:util";
+import { afterAll, beforeAll, expect, test } from "@jest/globals";
+import fc from "fast-check";
+import { createJob, Status } from "../rpc/jobs-fixture.js";
+import { attemptOf, type Outcome, type PlannedCall, runSeed, sendCalls, storm } from "../support/call-mix.js";
+import { reportFigures, scaled, soakFactor } from "../support/figures.js";
+import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
+import { sql, startServer, type TestServer } from "../support/harness.js";
+import { callOfEvent, checkJobs, type Reply, refusalViolation, type TransitionCall, unclaimedEvents } from "../support/invariants.js";
+import { type ServerProcess, spawnServer } from "../support/processes.js";
+import { cancelStream, eventually, range, readUntil } from "../support/watching.js";
+
+const JOBS = 8;
+const CALLS_PER_RUN = 1200;
+const RUNS = scaled(1);
+const CLIENTS = 16;
+const IN_FLIGHT = 32;
+
+const ENV = {
+  REAPER_INTERVAL_SECONDS: "1",
+  REAPER_GRACE_SECONDS: "0",
+  DB_ACQUIRE_TIMEOUT_MS: "15000",
+  LOG_LEVEL: "warn",
+};
+
+let b: TestServer;
+let viaB: JobsClient[];
+const spawned: ServerProcess[] = [];
+
+beforeAll(async () => {
+  // The watcher must keep every event: a cut-off WatchJobs resumes from a snapshot, not from a revision.
+  b = await startServer({ env: { ...ENV, WATCH_BUFFER_EVENTS: "1000000" } });
+  viaB = range(1, CLIENTS / 2).map(() => jobsClient(b.address, b.tokens.service, { "grpc.use_local_subchannel_pool": 1 }));
+}, 60_000);
+afterAll(async () => {
+  for (const client of viaB ?? []) client.close();
+  await Promise.all(spawned.map((p) => p.stop()));
+  await b?.stop();
+});
+
+/** The processes whose parent is `pid` (Linux /proc). */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        // Fields after the command name, which is in parentheses and may hold spaces: state, ppid, …
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+      } catch {
+        return false; // exited meanwhile
+      }
+    })
+    .map(Number);
+}
+
+test(`replica A killed (SIGKILL) during ${CALLS_PER_RUN} calls on ${JOBS} jobs loses no acknowledged change, half-applies none, and B's watcher sees every event in order`, async () => {
+  const seed = runSeed();
+  const figures = {
+    seed,
+    runs: 0,
+    calls: 0,
+    acknowledged_before_kill: 0,
+    acknowledged: 0,
+    failed_over: 0,
+    unknown_outcome: 0,
+    unknown_but_applied: 0,
+    faults_injected: 0,
+    jobs: 0,
+    events: 0,
+    watched_events: 0,
+    violations: 0,
+  };
+  try {
+    await fc.assert(
+      fc.asyncProperty(storm(JOBS, CLIENTS, CALLS_PER_RUN), fc.integer({ min: 60, max: 200 }), async ({ calls }, killAfter) => {
+        const violations = await crashRun(calls, killAfter, figures);
+        figures.violations += violations.length;
+        if (violations.length > 0) {
+          throw new Error(`seed ${seed}: ${violations.length} invariant violations, the first ones:\n${violations.slice(0, 25).join("\n")}`);
+        }
+      }),
+      // Each run kills a real process at a moment the load decides: shrinking would replay different interleavings.
+      { seed, numRuns: RUNS, endOnFailure: true },
+    );
+  } finally {
+    reportFigures("crash (SIGKILL of 1 of 2 replicas)", figures);
+  }
+  expect(figures.violations).toBe(0);
+  expect(figures.faults_injected).toBe(RUNS);
+  // The kill really fell mid-load: A had answered, and its clients still had calls to make.
+  expect(figures.acknowledged_before_kill).toBeGreaterThan(0);
+  expect(figures.failed_over).toBeGreaterThan(0);
+}, 90_000 * soakFactor());
+
+type Figures = Record<string, number>;
+
+async function crashRun(calls: readonly PlannedCall[], killAfter: number, figures: Figures): Promise<string[]> {
+  const violations: string[] = [];
+  const a = await spawnServer({ databaseUrl: b.databaseUrl, env: ENV });
+  spawned.push(a);
+  const viaA = range(1, CLIENTS / 2).map(() => jobsClient(a.address, b.tokens.service, { "grpc.use_local_subchannel_pool": 1 }));
+  const onA = new Set(viaA);
+  const company = String(300 + figures.runs);
+  // Watching from before the first job exists: every event of these jobs, CREATED included, must reach it.
+  const watch = viaB[0].stream("WatchJobs", { company_id: company });
+  const watchReader = reader(watch);
+  await readUntil(watchReader, (m) => m.kind === "synced");
+  const watched = new Map<string, Msg[]>();
+  let watchEnded: string | null = null;
+  const watching = (async () => {
+    for (;;) {
+      const m = await watchReader.next(60_000);
+      if (m === null) throw new Error("WatchJobs ended OK; it never ends by itself");
+      if (m.kind === "event") watched.set(m.event.job_id, [...(watched.get(m.event.job_id) ?? []), m.event]);
+    }
+  })().catch((error: Error) => {
+    watchEnded = error.message;
+  });
+
+  try {
+    // A had no child process to orphan: it runs on the shared DATABASE_URL, with no embedded PostgreSQL of its own.
+    const children = childrenOf(a.child.pid as number);
+    if (children.length > 0) violations.push(`replica A has child processes ${children.join(", ")} that SIGKILL would leave behind`);
+
+    const jobs = await Promise.all(range(1, JOBS).map((i) => createJob(i % 2 === 0 ? viaA[0] : viaB[0], { company_id: company })));
+    let killed = false;
+    let ackedViaA = 0;
+    /** Calls A had not answered when it died: their outcome is unknown (SPEC §11); whatever they did is checked with the rest. */
+    const unanswered = new Set<Outcome>();
+    // Even clients are A's until it dies, then fail over to B; odd ones are B's.
+    const clientFor = (call: { client: number }) => {
+      const half = Math.floor(call.client / 2);
+      return call.client % 2 === 0 && !killed ? viaA[half] : viaB[half];
+    };
+    const outcomes = await sendCalls(calls, jobs, clientFor, {
+      concurrency: IN_FLIGHT,
+      onOutcome: (o) => {
+        if (!onA.has(o.client)) return;
+        if (killed) {
+          // A refusal is an answer A gave before dying; anything else is the connection going down.
+          if (o.error && o.error.code !== Status.FAILED_PRECONDITION) unanswered.add(o);
+        } else if (o.reply && ++ackedViaA >= killAfter) {
+          killed = true;
+          a.child.kill("SIGKILL");
+        }
+      },
+    });
+    if (!killed) throw new Error(`the load ended after ${ackedViaA} answers from A, before the kill point (${killAfter})`);
+    const exit = await a.exited;
+    if (exit.signal !== "SIGKILL") violations.push(`replica A exited with ${JSON.stringify(exit)}, not by the SIGKILL`);
+    figures.faults_injected++;
+
+    // Every job still takes a change through B, and ends (no lease left for the reaper to move it later):
+    // no row lock or open transaction of A's outlived it.
+    const sweep: Reply[] = [];
+    for (const job of jobs) {
+      for (const call of ["RequestJobCancellation", "CancelJob"] as TransitionCall[]) {
+        const answer = await viaB[0].call(call, { job_id: job.id }).catch((error: Error) => {
+          violations.push(`job ${job.id}: ${call} through B after the kill failed: ${error.message}`);
+          return null;
+        });
+        if (answer) sweep.push({ jobId: job.id, call, changed: answer.changed, job: answer.job });
+      }
+    }
+
+    for (const o of outcomes) {
+      if (!o.error || unanswered.has(o)) continue;
+      const refused = refusalViolation(o.jobId, o.call.kind, attemptOf(o), o.error);
+      if (refused) violations.push(refused);
+    }
+
+    const replies = [...outcomes.flatMap((o) => (o.reply ? [o.reply] : [])), ...sweep];
+    const checked = await checkJobs(viaB[0], jobs.map((j) => j.id), replies, { heartbeats: true, complete: false });
+    violations.push(...checked.violations);
+
+    // Every change is an answer's, the reaper's, or one of the calls A never answered: nothing else moved a job.
+    for (const [id, log] of checked.logs) {
+      const candidates = [...unanswered].filter((o) => o.jobId === id);
+      for (const event of unclaimedEvents(log, replies.filter((r) => r.jobId === id))) {
+        const i = candidates.findIndex((o) => o.call.kind === callOfEvent(event.type));
+        if (i < 0) violations.push(`job ${id} revision ${event.revision} (${event.type}): no answer, reaper or unanswered call accounts for it`);
+        else {
+          candidates.splice(i, 1);
+          figures.unknown_but_applied++;
+        }
+      }
+    }
+
+    // The same, read straight from the table: each change A acknowledged is a row of job_events.
+    const stored = await sql<{ key: string }>(
+      b.databaseUrl,
+      "select job_id || ':' || revision || ':' || to_state as key from job_events where job_id = any($1::uuid[])",
+      [jobs.map((j) => j.id)],
+    );
+    const keys = new Set(stored.map((row) => row.key));
+    const ackedByA = outcomes.filter((o) => o.reply && onA.has(o.client));
+    for (const o of ackedByA) {
+      const key = `${o.jobId}:${o.reply?.job.revision}:${o.reply?.job.state.replace(/^JOB_STATE_/, "")}`;
+      if (o.reply?.changed && !keys.has(key)) violations.push(`A acknowledged ${o.call.kind} → ${key}, which job_events lacks`);
+    }
+
+    // B's watcher: each job's whole log, in order, once — what A committed before dying too.
+    const expected = new Map([...checked.logs].map(([id, log]) => [id, log.length]));
+    await eventually(
+      () => watchEnded !== null || [...expected].every(([id, n]) => (watched.get(id)?.length ?? 0) >= n),
+      "B's watcher to receive every event",
+      30_000,
+    ).catch(() => undefined);
+    if (watchEnded) violations.push(`B's WatchJobs stream failed: ${watchEnded}`);
+    for (const [id, log] of checked.logs) {
+      const seen = watched.get(id) ?? [];
+      const revisions = seen.map((e) => Number(e.revision));
+      if (revisions.join(",") !== range(1, log.length).join(",")) {
+        violations.push(`job ${id}: B's watcher saw revisions [${revisions.join(",")}], the log has 1..${log.length}`);
+      } else {
+        seen.forEach((event, i) => {
+          if (!isDeepStrictEqual(event, log[i])) violations.push(`job ${id}: B's watcher saw revision ${i + 1} differently from the log`);
+        });
+      }
+    }
+
+    figures.runs++;
+    figures.calls += outcomes.length;
+    figures.acknowledged_before_kill += ackedViaA;
+    figures.unknown_outcome += unanswered.size;
+    figures.failed_over += outcomes.filter((o) => o.call.client % 2 === 0 && !onA.has(o.client)).length;
+    figures.acknowledged += replies.length;
+    figures.jobs += checked.jobs;
+    figures.events += checked.events;
+    figures.watched_events += [...watched.values()].reduce((sum, events) => sum + events.length, 0);
+    return violations;
+  } finally {
+    for (const client of viaA) client.close();
+    await cancelStream(watch);
+    await watching;
+    await a.stop();
+  }
+}
