@@ -31,15 +31,21 @@ export function registerClientCommands(program: Command): void {
       .option("--company <id>", "company the job belongs to (required with a service token)", positiveNumber)
       .addOption(new Option("--input <json>", "the input as proto JSON, naming its variant").argParser(json).conflicts("inputFile"))
       .option("--input-file <path>", "read the input JSON from a file (- for stdin)")
-      .option("--set <field=value>", "set a field of the type's input variant (repeatable; a.b for nested fields)", assignment)
+      .option(
+        "--set <field=value>",
+        "set an input field (repeatable; a.b nests): forecast takes nql, compiled_sql; refresh_materialized_view nql, dataset_id, stats_enabled, compiled_sql; other types any key",
+        assignment,
+      )
       .option("--data-plane <id>", "data plane the job runs in")
       .option("--compute-pool <id>", "compute pool the job runs on")
       .option("--execution-cluster <cluster>", "dedicated or shared", enumValue(ExecutionCluster, "EXECUTION_CLUSTER_"))
-      .option("--request-id <uuid>", "idempotency key: the same id again returns the same job, not a new one"),
+      .option("--request-id <uuid>", "idempotency key: the same id again returns the same job, not a new one")
+      .option("-q, --quiet", "print only the new job's id"),
     [
       `jobsctl create --type forecast --company 42 --set nql="orders per day"`,
       `jobsctl create --type refresh_materialized_view --company 42 --input '{"refresh_materialized_view": {"nql": "…", "dataset_id": "7"}}'`,
       `jobsctl create --type health_check --company 42 --input-file input.json --request-id "$(uuidgen)" --json`,
+      `JOB=$(jobsctl create --type forecast --company 42 --quiet)`,
     ],
   ).action(async (opts: ClientOptions & CreateOptions) => {
     const type = JobType[opts.type] as JobTypeName;
@@ -54,7 +60,8 @@ export function registerClientCommands(program: Command): void {
       executionCluster: opts.executionCluster ?? ExecutionCluster.UNSPECIFIED,
       requestId: opts.requestId ?? "",
     });
-    printJob(opts, job);
+    if (opts.quiet && job) process.stdout.write(`${job.id}\n`);
+    else printJob(opts, job);
   });
 
   examples(command("get <job-id>", "print one job"), ["jobsctl get 0b5e…", "jobsctl get 0b5e… --json | jq -r .state"]).action(
@@ -212,6 +219,7 @@ interface CreateOptions {
   computePool?: string;
   executionCluster?: ExecutionCluster;
   requestId?: string;
+  quiet?: boolean;
 }
 
 interface PageOptions {
