@@ -4,7 +4,7 @@
 
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import type { Authenticator } from "../auth/authenticator.js";
 import { requireScope } from "../auth/authenticator.js";
 import { DomainError, type ErrorKind } from "../domain/errors.js";
@@ -86,7 +86,7 @@ export function loggingInterceptor(log: Logger, metrics?: Metrics): Interceptor 
         duration_ms: Math.round(elapsedMs * 100) / 100,
         principal: caller ? principalKey(caller.principal) : undefined,
         token_id: caller?.tokenId,
-        job_id: facts.jobId,
+        job_id: facts.jobId ?? requestedJobId(req),
         created: facts.created,
         changed: facts.changed,
         from_state: facts.fromState,
@@ -107,6 +107,13 @@ export function loggingInterceptor(log: Logger, metrics?: Metrics): Interceptor 
       throw error;
     }
   };
+}
+
+/** The job a unary call named, for the line of a call refused before its handler ran (auth, scope). */
+function requestedJobId(req: UnaryRequest | StreamRequest): string | undefined {
+  if (req.stream) return undefined;
+  const { jobId } = req.message as { jobId?: unknown };
+  return typeof jobId === "string" && jobId !== "" ? jobId.slice(0, 64) : undefined;
 }
 
 /** Counts unary calls in flight, so draining knows when the last one has answered. */
@@ -145,8 +152,9 @@ export function authInterceptor(authenticator: Authenticator): Interceptor {
   return (next) => async (req) => {
     if (req.service.typeName !== JobService.typeName) return next(req);
     const caller = await authenticator.authenticate(req.header.get("authorization"));
-    requireScope(caller, scopeFor(req.method.name), req.method.name);
+    // Known before the scope check, so that a refused call's log line names who was refused.
     req.contextValues.set(callerKey, caller);
+    requireScope(caller, scopeFor(req.method.name), req.method.name);
     return next(req);
   };
 }

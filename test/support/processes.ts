@@ -43,6 +43,8 @@ export interface ServerProcess {
   readonly url: string;
   /** Everything the process wrote so far (stdout and stderr), for failure messages. */
   output(): string;
+  /** What it wrote to stdout alone (the JSON log lines). */
+  stdout(): string;
   /** Resolves when the process has exited. */
   readonly exited: Promise<Exit>;
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`; resolves once it is gone. */
@@ -73,7 +75,11 @@ export async function spawnServer(options: SpawnServerOptions): Promise<ServerPr
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  let stdout = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+    stdout += chunk.toString();
+  });
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<Exit>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
 
@@ -95,7 +101,7 @@ export async function spawnServer(options: SpawnServerOptions): Promise<ServerPr
     const port = Number(new URL(url).port);
     const address = `127.0.0.1:${port}`;
     await untilHealthy(address);
-    return { child, port, address, url, output: () => output, exited, stop };
+    return { child, port, address, url, output: () => output, stdout: () => stdout, exited, stop };
   } catch (error) {
     child.kill("SIGKILL");
     await exited;
