@@ -13,7 +13,7 @@ import { EVENT_COLUMNS, eventRow, JOB_COLUMNS, jobBlock, jobRow, stateName, tabl
 import { examples as withExamples } from "./help.js";
 import { assignment, count, enumNames, enumValue, isoTime, json, listOf, positiveNumber, readJsonFile, wholeNumber } from "./options.js";
 import { statusLine } from "./status-line.js";
-import { buildInput, buildResult, parseResult } from "./variants.js";
+import { buildInput, buildResult, checkResultArgs, parseResult } from "./variants.js";
 import { watchJob } from "./watch.js";
 
 type Assignments = Array<[string, string]>;
@@ -146,6 +146,7 @@ export function registerClientCommands(program: Command): void {
     ],
   ).action(async (jobId: string, opts: ClientOptions & CompleteOptions) => {
     const resultJson = opts.result ?? (opts.resultFile ? readJsonFile(opts.resultFile, "--result-file") : undefined);
+    checkResultArgs({ json: resultJson, sets: opts.set });
     const client = connect(opts);
     let result;
     try {

@@ -14,7 +14,8 @@ const EXIT_CODES = `Exit codes:
   0  ok                          3  not found
   1  failure                     4  rejected: the job's state does not allow it, or a stale attempt
   2  usage or invalid argument   5  unauthenticated, or permission denied
-                                 6  unavailable: server or database unreachable, draining`;
+                                 6  unavailable: server or database unreachable, draining
+                               130  interrupted (Ctrl-C during watch)`;
 
 function program(): Command {
   const root = new Command("jobsctl")
@@ -70,8 +71,8 @@ async function report(error: unknown, code: number): Promise<void> {
   if (error instanceof CommanderError) return;
   if (error instanceof ConnectError) {
     const info = error.findDetails(ErrorInfoSchema)[0];
-    const code = Code[error.code] ? snake(Code[error.code]) : String(error.code);
-    process.stderr.write(`jobsctl: ${error.rawMessage} [${code}${info?.reason ? ` ${info.reason}` : ""}]\n`);
+    const status = Code[error.code] ? snake(Code[error.code]) : String(error.code);
+    process.stderr.write(`jobsctl: ${error.rawMessage} [${status}${info?.reason ? ` ${info.reason}` : ""}]\n`);
     const hint = hintFor(error, { server: serverOption(), jobId: info?.metadata.job_id });
     if (hint) process.stderr.write(`  ${hint}\n`);
     return;

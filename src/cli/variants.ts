@@ -21,10 +21,17 @@ export function buildInput(type: JobTypeName, args: VariantArgs): JobInput | und
   return build(JobInputSchema, "input", type, inputCaseFor(type), args);
 }
 
+/** Checks what can be checked of a result before the job's type is known: that there is one, and its JSON's shape. */
+export function checkResultArgs(args: VariantArgs): void {
+  if (args.json === undefined && !args.sets?.length) {
+    throw new UsageError("give the result: --result JSON, --result-file FILE, or --set FIELD=VALUE (see jobsctl complete --help)");
+  }
+  namedCase(JobResultSchema, args.json, "result");
+}
+
 export function buildResult(type: JobTypeName, args: VariantArgs): JobResult {
-  const result = build(JobResultSchema, "result", type, resultCaseFor(type), args);
-  if (!result) throw new UsageError(`give the result: --result JSON, --result-file FILE, or --set FIELD=VALUE (see jobsctl complete --help)`);
-  return result;
+  checkResultArgs(args);
+  return build(JobResultSchema, "result", type, resultCaseFor(type), args) as JobResult;
 }
 
 /** A result as given, for when the job's type cannot be read: the server checks the variant then. */
@@ -94,6 +101,12 @@ function assign(message: DescMessage, target: JsonObject, path: string[], raw: s
     throw new UsageError(`${where} has no field "${head}"; its fields: ${message.fields.map((f) => f.name).join(", ")}`);
   }
   const key = field.jsonName in target ? field.jsonName : field.name;
+  if (rest.length > 0 && field.fieldKind === "map" && rest.length === 1) {
+    // One entry of a map: checks.db=ok, metrics.auc=0.9.
+    const entries = (target[key] ??= {}) as JsonObject;
+    entries[rest[0]] = field.mapKind === "message" ? parsed(raw, `${where}.${field.name}.${rest[0]}`, "{…}") : scalar(field.scalar, raw, `${where}.${field.name}.${rest[0]}`);
+    return;
+  }
   if (rest.length > 0) {
     if (field.fieldKind !== "message") throw new UsageError(`${where}.${field.name} has no fields inside it`);
     const child = (target[key] ??= {}) as JsonObject;
@@ -104,20 +117,26 @@ function assign(message: DescMessage, target: JsonObject, path: string[], raw: s
 }
 
 function leaf(field: DescField, raw: string, where: string): JsonValue {
-  if (field.fieldKind === "scalar") {
-    if (field.scalar === ScalarType.BOOL) {
-      if (raw !== "true" && raw !== "false") throw new UsageError(`${where} is true or false, not "${raw}"`);
-      return raw === "true";
-    }
-    // Strings stay as typed; numbers go as strings too, which proto JSON accepts for every numeric type (and int64 needs).
-    return raw;
-  }
+  if (field.fieldKind === "scalar") return scalar(field.scalar, raw, where);
   if (field.fieldKind === "enum") return raw;
   if (field.fieldKind === "message" && field.message.typeName === STRUCT) return freeValue(raw);
+  return parsed(raw, where, field.fieldKind === "list" ? "[…]" : "{…}");
+}
+
+function scalar(type: ScalarType | undefined, raw: string, where: string): JsonValue {
+  if (type === ScalarType.BOOL) {
+    if (raw !== "true" && raw !== "false") throw new UsageError(`${where} is true or false, not "${raw}"`);
+    return raw === "true";
+  }
+  // Strings stay as typed; numbers go as strings too, which proto JSON accepts for every numeric type (and int64 needs).
+  return raw;
+}
+
+function parsed(raw: string, where: string, shape: string): JsonValue {
   try {
     return JSON.parse(raw) as JsonValue;
   } catch {
-    throw new UsageError(`${where} takes JSON (a ${field.fieldKind}), e.g. --set '${field.name}={…}'`);
+    throw new UsageError(`${where} takes JSON, e.g. --set '${where.slice(where.indexOf(".") + 1)}=${shape}'`);
   }
 }
 

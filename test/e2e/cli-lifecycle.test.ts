@@ -155,6 +155,18 @@ test("fail, run again, heartbeat, and a cancellation to the end", async () => {
   expect(await json("cancel", job.id)).toMatchObject({ changed: true, job: { state: "JOB_STATE_CANCELLED" } });
 });
 
+test("a write-only token (an executor's) cannot read the job, so the server checks the result's variant", async () => {
+  const job = await json("create", "--type", "forecast", "--company", "78");
+  await json("run", job.id, "--executor", "ex-w");
+  const writer = { JOBS_TOKEN: server.tokens.writer };
+  const wrong = await jobsctl(["complete", job.id, "--result", '{"health_check": {}}'], writer);
+  expect(wrong.code).toBe(2);
+  expect(wrong.stderr).toMatch(/RESULT_TYPE_MISMATCH/);
+  const right = await jobsctl(["complete", job.id, "--result", '{"forecast": {"cost": "1"}}', "--json"], writer);
+  expect(right.code).toBe(0);
+  expect(JSON.parse(right.stdout).job.state).toBe("JOB_STATE_COMPLETED");
+});
+
 test("list pages: --page-size and --page-token, or --all; the table says where the next page starts", async () => {
   const ids: string[] = [];
   for (let i = 0; i < 3; i++) ids.push((await json("create", "--type", "forecast", "--company", "79")).id);
