@@ -20,16 +20,17 @@ import { isDeepStrictEqual } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import fc from "fast-check";
 import { createJob, Status } from "../rpc/jobs-fixture.js";
-import { attemptOf, type Outcome, type PlannedCall, runSeed, sendCalls, storm } from "../support/call-mix.js";
-import { reportFigures, scaled, soakFactor } from "../support/figures.js";
+import { attemptOf, type Outcome, type PlannedCall, sendCalls, storm } from "../support/call-mix.js";
+import { scaled, soakFactor } from "../support/figures.js";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
 import { callOfEvent, checkJobs, type Reply, refusalViolation, type TransitionCall, unclaimedEvents } from "../support/invariants.js";
 import { type ServerProcess, spawnServer } from "../support/processes.js";
+import { type ProofFigures, proveRuns, runSeed } from "../support/proof.js";
 import { cancelStream, eventually, range, readUntil } from "../support/watching.js";
 
 const JOBS = 8;
-const CALLS_PER_RUN = 1200;
+const CALLS_PER_RUN = 1000;
 const RUNS = scaled(1);
 const CLIENTS = 16;
 const IN_FLIGHT = 32;
@@ -73,9 +74,8 @@ function childrenOf(pid: number): number[] {
 }
 
 test(`replica A killed (SIGKILL) during ${CALLS_PER_RUN} calls on ${JOBS} jobs loses no acknowledged change, half-applies none, and B's watcher sees every event in order`, async () => {
-  const seed = runSeed();
   const figures = {
-    seed,
+    seed: runSeed(),
     runs: 0,
     calls: 0,
     acknowledged_before_kill: 0,
@@ -89,21 +89,9 @@ test(`replica A killed (SIGKILL) during ${CALLS_PER_RUN} calls on ${JOBS} jobs l
     watched_events: 0,
     violations: 0,
   };
-  try {
-    await fc.assert(
-      fc.asyncProperty(storm(JOBS, CLIENTS, CALLS_PER_RUN), fc.integer({ min: 60, max: 200 }), async ({ calls }, killAfter) => {
-        const violations = await crashRun(calls, killAfter, figures);
-        figures.violations += violations.length;
-        if (violations.length > 0) {
-          throw new Error(`seed ${seed}: ${violations.length} invariant violations, the first ones:\n${violations.slice(0, 25).join("\n")}`);
-        }
-      }),
-      // Each run kills a real process at a moment the load decides: shrinking would replay different interleavings.
-      { seed, numRuns: RUNS, endOnFailure: true },
-    );
-  } finally {
-    reportFigures("crash (SIGKILL of 1 of 2 replicas)", figures);
-  }
+  // Each run: the calls, and after how many of A's answers it is killed.
+  const run = fc.tuple(storm(JOBS, CLIENTS, CALLS_PER_RUN), fc.integer({ min: 60, max: 200 }));
+  await proveRuns("crash (SIGKILL of 1 of 2 replicas)", run, RUNS, figures, ([{ calls }, killAfter]) => crashRun(calls, killAfter, figures));
   expect(figures.violations).toBe(0);
   expect(figures.faults_injected).toBe(RUNS);
   // The kill really fell mid-load: A had answered, and its clients still had calls to make.
@@ -111,9 +99,7 @@ test(`replica A killed (SIGKILL) during ${CALLS_PER_RUN} calls on ${JOBS} jobs l
   expect(figures.failed_over).toBeGreaterThan(0);
 }, 90_000 * soakFactor());
 
-type Figures = Record<string, number>;
-
-async function crashRun(calls: readonly PlannedCall[], killAfter: number, figures: Figures): Promise<string[]> {
+async function crashRun(calls: readonly PlannedCall[], killAfter: number, figures: ProofFigures): Promise<string[]> {
   const violations: string[] = [];
   const a = await spawnServer({ databaseUrl: b.databaseUrl, env: ENV });
   spawned.push(a);
@@ -238,7 +224,6 @@ async function crashRun(calls: readonly PlannedCall[], killAfter: number, figure
       }
     }
 
-    figures.runs++;
     figures.calls += outcomes.length;
     figures.acknowledged_before_kill += ackedViaA;
     figures.unknown_outcome += unanswered.size;

@@ -15,18 +15,18 @@
 // JOBS_SEED replays a run; JOBS_SOAK scales the number of generated runs.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
-import fc from "fast-check";
 import { createJob } from "../rpc/jobs-fixture.js";
-import { attemptOf, type Outcome, runSeed, sendCalls, storm } from "../support/call-mix.js";
-import { reportFigures, scaled, soakFactor } from "../support/figures.js";
+import { attemptOf, type Outcome, sendCalls, storm } from "../support/call-mix.js";
+import { scaled, soakFactor } from "../support/figures.js";
 import { jobsClient, type JobsClient } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
 import { checkJobs, refusalViolation } from "../support/invariants.js";
 import { type ServerProcess, spawnServer } from "../support/processes.js";
+import { proveRuns, runSeed } from "../support/proof.js";
 import { range } from "../support/watching.js";
 
 const JOBS = 8;
-const CALLS_PER_RUN = 900;
+const CALLS_PER_RUN = 700;
 const RUNS = scaled(3);
 const CLIENTS = 16;
 const IN_FLIGHT = 32;
@@ -56,45 +56,32 @@ afterAll(async () => {
 const viaB = (o: Outcome) => o.call.client % 2 === 1;
 
 test(`${RUNS} generated runs of ${CALLS_PER_RUN} calls on ${JOBS} jobs through two replicas keep every log and row consistent`, async () => {
-  const seed = runSeed();
-  const figures = { seed, runs: 0, calls: 0, changed: 0, changedViaB: 0, refused: 0, reaped: 0, jobs: 0, events: 0, violations: 0 };
-  try {
-    await fc.assert(
-      fc.asyncProperty(storm(JOBS, CLIENTS, CALLS_PER_RUN), async ({ calls }) => {
-        const jobs = await Promise.all(range(1, JOBS).map((i) => createJob(clients[i % CLIENTS])));
-        const outcomes = await sendCalls(calls, jobs, (call) => clients[call.client], { concurrency: IN_FLIGHT });
+  const figures = { seed: runSeed(), runs: 0, calls: 0, changed: 0, changed_via_b: 0, refused: 0, reaped: 0, jobs: 0, events: 0, violations: 0 };
+  await proveRuns("races (2 replicas)", storm(JOBS, CLIENTS, CALLS_PER_RUN), RUNS, figures, async ({ calls }) => {
+    const jobs = await Promise.all(range(1, JOBS).map((i) => createJob(clients[i % CLIENTS])));
+    const outcomes = await sendCalls(calls, jobs, (call) => clients[call.client], { concurrency: IN_FLIGHT });
 
-        const violations: string[] = [];
-        for (const o of outcomes) {
-          const refused = o.error && refusalViolation(o.jobId, o.call.kind, attemptOf(o), o.error);
-          if (refused) violations.push(refused);
-        }
-        const replies = outcomes.flatMap((o) => (o.reply ? [o.reply] : []));
-        const checked = await checkJobs(clients[0], jobs.map((j) => j.id), replies, { heartbeats: true, complete: true });
-        violations.push(...checked.violations);
+    const violations: string[] = [];
+    for (const o of outcomes) {
+      const refused = o.error && refusalViolation(o.jobId, o.call.kind, attemptOf(o), o.error);
+      if (refused) violations.push(refused);
+    }
+    const replies = outcomes.flatMap((o) => (o.reply ? [o.reply] : []));
+    const checked = await checkJobs(clients[0], jobs.map((j) => j.id), replies, { heartbeats: true, complete: true });
+    violations.push(...checked.violations);
 
-        figures.runs++;
-        figures.calls += outcomes.length;
-        figures.changed += replies.filter((r) => r.changed).length;
-        figures.changedViaB += outcomes.filter((o) => o.reply?.changed && viaB(o)).length;
-        figures.refused += outcomes.filter((o) => o.error).length;
-        figures.reaped += [...checked.logs.values()].flat().filter((e) => e.actor?.name === "reaper").length;
-        figures.jobs += checked.jobs;
-        figures.events += checked.events;
-        figures.violations += violations.length;
-        if (violations.length > 0) {
-          throw new Error(`seed ${seed}: ${violations.length} invariant violations, the first ones:\n${violations.slice(0, 25).join("\n")}`);
-        }
-      }),
-      // A run is a storm on real servers, not a pure function: shrinking would replay different interleavings.
-      { seed, numRuns: RUNS, endOnFailure: true },
-    );
-  } finally {
-    reportFigures("races (2 replicas)", figures);
-  }
+    figures.calls += outcomes.length;
+    figures.changed += replies.filter((r) => r.changed).length;
+    figures.changed_via_b += outcomes.filter((o) => o.reply?.changed && viaB(o)).length;
+    figures.refused += outcomes.filter((o) => o.error).length;
+    figures.reaped += [...checked.logs.values()].flat().filter((e) => e.actor?.name === "reaper").length;
+    figures.jobs += checked.jobs;
+    figures.events += checked.events;
+    return violations;
+  });
   expect(figures.violations).toBe(0);
   // The storm really raced: both replicas changed jobs, and jobs moved many times each.
-  expect(figures.changedViaB).toBeGreaterThan(0);
-  expect(figures.changed - figures.changedViaB).toBeGreaterThan(0);
+  expect(figures.changed_via_b).toBeGreaterThan(0);
+  expect(figures.changed - figures.changed_via_b).toBeGreaterThan(0);
   expect(figures.events).toBeGreaterThan(figures.jobs * 4);
 }, 60_000 * soakFactor());

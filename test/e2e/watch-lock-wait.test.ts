@@ -27,14 +27,11 @@ beforeAll(async () => {
   // A sends its first NOTIFY at once and then at most one per 10 s; B reads the feed only when it asks itself to.
   a = await startServer({ env: { NOTIFY_INTERVAL_MS: "10000", WATCH_POLL_INTERVAL_MS: "60000", LOG_LEVEL: "warn" } });
   b = await startServer({ databaseUrl: a.databaseUrl, env: { WATCH_POLL_INTERVAL_MS: "60000", LOG_LEVEL: "warn" } });
-  viaA = jobsClient(a.address, a.tokens.service);
-  viaB = jobsClient(b.address, a.tokens.service);
+  [viaA, viaB] = [a, b].map((server) => jobsClient(server.address, a.tokens.service));
 });
 afterAll(async () => {
-  viaA?.close();
-  viaB?.close();
-  await b?.stop();
-  await a?.stop();
+  for (const client of [viaA, viaB]) client?.close();
+  for (const server of [b, a]) await server?.stop();
 });
 
 test("a change that waited on another replica's row lock reaches this replica's WatchJobs after that replica's change", async () => {

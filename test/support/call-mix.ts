@@ -153,9 +153,3 @@ function requestFor(call: PlannedCall, job: Msg, index: number): Msg {
 export function attemptOf(outcome: Outcome): string {
   return String(outcome.request.attempt ?? "0");
 }
-
-/** The seed of a generated run: JOBS_SEED replays one; otherwise a fresh one, which the figures line prints. */
-export function runSeed(): number {
-  const fixed = process.env.JOBS_SEED?.trim();
-  return fixed ? Number(fixed) : Math.floor(Math.random() * 2 ** 31);
-}
