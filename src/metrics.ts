@@ -18,6 +18,25 @@ interface RpcSeries {
   readonly duration: { observe(seconds: number): void };
 }
 
+/** Label-bound children by two label values, made once each: a lookup costs no allocation. */
+class Children<T> {
+  private readonly byFirst = new Map<string, Map<string, T>>();
+  constructor(private readonly make: (first: string, second: string) => T) {}
+  get(first: string, second: string): T {
+    let bySecond = this.byFirst.get(first);
+    if (!bySecond) {
+      bySecond = new Map();
+      this.byFirst.set(first, bySecond);
+    }
+    let child = bySecond.get(second);
+    if (!child) {
+      child = this.make(first, second);
+      bySecond.set(second, child);
+    }
+    return child;
+  }
+}
+
 export class Metrics {
   readonly registry = new Registry();
 
@@ -34,7 +53,10 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60, 600],
     registers: [this.registry],
   });
-  private readonly rpcSeries = new Map<string, RpcSeries>();
+  private readonly rpcSeries = new Children<RpcSeries>((method, code) => ({
+    count: this.rpcRequests.labels(method, code),
+    duration: this.rpcDuration.labels(method, code),
+  }));
 
   private readonly transitions = new Counter({
     name: "jobs_transitions_total",
@@ -42,12 +64,14 @@ export class Metrics {
     labelNames: ["call", "outcome"] as const,
     registers: [this.registry],
   });
+  private readonly transitionSeries = new Children((call, outcome) => this.transitions.labels(call, outcome));
   private readonly events = new Counter({
     name: "jobs_events_total",
     help: "Job events this process committed, by event type (CREATED, STARTED, …).",
     labelNames: ["type"] as const,
     registers: [this.registry],
   });
+  private readonly eventSeries = new Children((type) => this.events.labels(type));
   private readonly notifierLag = new Histogram({
     name: "jobs_notifier_lag_seconds",
     help: "From an event's commit to its publication to this process's watchers, as the notifier sees it.",
@@ -68,22 +92,17 @@ export class Metrics {
 
   /** One finished RPC. */
   rpc(method: string, code: string, seconds: number): void {
-    const key = `${method} ${code}`;
-    let series = this.rpcSeries.get(key);
-    if (!series) {
-      series = { count: this.rpcRequests.labels(method, code), duration: this.rpcDuration.labels(method, code) };
-      this.rpcSeries.set(key, series);
-    }
+    const series = this.rpcSeries.get(method, code);
     series.count.inc();
     series.duration.observe(seconds);
   }
 
   transition(call: string, outcome: TransitionOutcome): void {
-    this.transitions.inc({ call, outcome });
+    this.transitionSeries.get(call, outcome).inc();
   }
 
   eventCommitted(type: string): void {
-    this.events.inc({ type });
+    this.eventSeries.get(type, "").inc();
   }
 
   published(lagSeconds: number): void {
