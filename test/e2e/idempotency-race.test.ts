@@ -7,7 +7,7 @@
 
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
-import { reportFigures, scaled } from "../support/figures.js";
+import { reportFigures, scaled, soakFactor } from "../support/figures.js";
 import { jobsClient, type JobsClient, type Msg, type RpcError } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
 import { type ServerProcess, spawnServer } from "../support/processes.js";
@@ -34,7 +34,7 @@ beforeAll(async () => {
     { principal: "service test-writer", token: a.tokens.writer, fields: { company_id: "7" } },
     { principal: "api_user 100/1", token: a.tokens.companyA, fields: {} },
   ];
-}, 60_000);
+}, 60_000 * soakFactor());
 afterAll(async () => {
   for (const client of clients ?? []) client.close();
   await b?.stop();
@@ -98,4 +98,4 @@ test(`${ROUNDS} rounds of ${CLIENTS} clients racing one request_id through two r
   });
   expect(violations).toEqual([]);
   expect(jobIds.size).toBe(ROUNDS * new Set(senders.map((s) => s.principal)).size);
-}, 60_000);
+}, 60_000 * soakFactor());
