@@ -3,10 +3,16 @@
 // request is refused first (SPEC §4's order) with RESOURCE_EXHAUSTED and an
 // ErrorInfo like every other error. Connect's own readMaxBytes stays on as the
 // backstop for compressed messages (it measures them decompressed).
+//
+// Binary request messages are also decoded once here: Connect reports a
+// message that is not valid protobuf as INTERNAL, with no ErrorInfo (and for
+// unary calls before any interceptor runs), which would tell the caller the
+// server is broken when the request is. Here it is INVALID_ARGUMENT
+// (MALFORMED_MESSAGE), as Connect already answers for malformed JSON.
 
 import type http from "node:http";
 import type http2 from "node:http2";
-import { create } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
 import {
@@ -48,7 +54,7 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
       return;
     }
     const uReq = universalRequestFromNodeRequest(req as never, res as never, undefined, undefined);
-    handler(limitBody(uReq, options.maxMessageBytes, handler.method.name))
+    handler(checkBody(uReq, options.maxMessageBytes, handler.method.name, handler.method.input))
       .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
@@ -63,26 +69,30 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
 /**
  * Counts request message bytes as they arrive: per envelope for the enveloped
  * protocols (gRPC, gRPC-Web, Connect streaming: 1 flag byte + 4 length bytes
- * before each message), the whole body otherwise (Connect unary). A plain
+ * before each message), the whole body otherwise (Connect unary). Binary
+ * messages are decoded as they complete (see the top of this file). A plain
  * iterator, not an async generator: it wraps every request on the hot path.
  */
-function limitBody(req: UniversalServerRequest, max: number, call: string): UniversalServerRequest {
+function checkBody(req: UniversalServerRequest, max: number, call: string, input: DescMessage): UniversalServerRequest {
   const body = req.body;
   if (!isByteStream(body)) return req;
-  const enveloped = /^application\/(grpc|connect\+)/.test(req.header.get("content-type") ?? "");
+  const contentType = req.header.get("content-type") ?? "";
+  const enveloped = /^application\/(grpc|connect\+)/.test(contentType);
   if (!enveloped) {
     // Connect would refuse a large Content-Length itself, but without our
     // ErrorInfo; counting the body below refuses it the same, with one.
     req.header.delete("content-length");
   }
-  const counter = new MessageSizeCounter(enveloped, max);
+  const counter = new MessageSizeCounter(enveloped, max, messageCheck(req, contentType, input, call));
   const limited: AsyncIterable<Uint8Array> = {
     [Symbol.asyncIterator]() {
       const source = body[Symbol.asyncIterator]();
       return {
         async next() {
           const result = await source.next();
-          if (!result.done) {
+          if (result.done) {
+            counter.end();
+          } else {
             const oversized = counter.add(result.value);
             if (oversized > 0) throw tooLarge(oversized, max, call);
           }
@@ -95,43 +105,92 @@ function limitBody(req: UniversalServerRequest, max: number, call: string): Univ
   return { ...req, body: limited };
 }
 
+/** Throws if a request message (its envelope flags and bytes) is not valid protobuf. */
+type MessageCheck = (flags: number, bytes: Uint8Array) => void;
+
+const BINARY_CONTENT_TYPE = /^application\/(grpc(-web)?(\+proto)?|proto|connect\+proto)\s*(;|$)/i;
+
+/** The check for a binary request; null for JSON (Connect decodes it and answers INVALID_ARGUMENT itself). */
+function messageCheck(req: UniversalServerRequest, contentType: string, input: DescMessage, call: string): MessageCheck | null {
+  if (!BINARY_CONTENT_TYPE.test(contentType)) return null;
+  const declared = (name: string) => {
+    const value = req.header.get(name);
+    return value !== null && value !== "" && value !== "identity";
+  };
+  // Compressed: Connect decompresses (or refuses an encoding it lacks) and its readMaxBytes applies.
+  if (declared("content-encoding")) return null;
+  const encoded = declared("grpc-encoding") || declared("connect-content-encoding");
+  return (flags, bytes) => {
+    if ((flags & 1) !== 0) {
+      if (encoded) return;
+      throw malformed("the message is flagged compressed, but the request names no encoding (grpc-encoding)", call);
+    }
+    try {
+      fromBinary(input, bytes);
+    } catch (error) {
+      throw malformed(`the request is not a valid ${input.typeName} message: ${error instanceof Error ? error.message : String(error)}`, call);
+    }
+  };
+}
+
 class MessageSizeCounter {
   private total = 0;
   /** Enveloped: bytes of the current message still to come, and of its header read so far. */
   private remaining = 0;
   private headerRead = 0;
   private length = 0;
+  private flags = 0;
+  /** The current message's bytes so far, kept only when there is a check to run on it. */
+  private parts: Uint8Array[] = [];
 
   constructor(
     private readonly enveloped: boolean,
     private readonly max: number,
+    private readonly check: MessageCheck | null,
   ) {}
 
-  /** Counts a chunk; returns the size of a message over the limit, or 0. */
+  /** Counts a chunk; returns the size of a message over the limit, or 0. Throws if a completed message fails the check. */
   add(chunk: Uint8Array): number {
     if (!this.enveloped) {
       this.total += chunk.byteLength;
+      if (this.check) this.parts.push(chunk);
       return this.total > this.max ? this.total : 0;
     }
     let i = 0;
     while (i < chunk.byteLength) {
       if (this.remaining > 0) {
         const skip = Math.min(this.remaining, chunk.byteLength - i);
+        if (this.check) this.parts.push(chunk.subarray(i, i + skip));
         this.remaining -= skip;
         i += skip;
+        if (this.remaining === 0) this.completed();
         continue;
       }
       // Header: a flag byte, then the length as 4 bytes, big-endian.
       const byte = chunk[i++];
-      if (this.headerRead > 0) this.length = this.length * 256 + byte;
+      if (this.headerRead === 0) this.flags = byte;
+      else this.length = this.length * 256 + byte;
       if (++this.headerRead === 5) {
         if (this.length > this.max) return this.length;
         this.remaining = this.length;
         this.headerRead = 0;
         this.length = 0;
+        if (this.remaining === 0) this.completed();
       }
     }
     return 0;
+  }
+
+  /** The body ended: an unenveloped body is one whole message. */
+  end(): void {
+    if (!this.enveloped) this.completed();
+  }
+
+  private completed(): void {
+    if (!this.check) return;
+    const parts = this.parts;
+    this.parts = [];
+    this.check(this.enveloped ? this.flags : 0, parts.length === 1 ? parts[0] : Buffer.concat(parts));
   }
 }
 
@@ -140,17 +199,16 @@ function tooLarge(size: number, max: number, call: string): ConnectError {
     `the request message is ${size} bytes, over this server's limit of ${max} bytes (MAX_MESSAGE_BYTES)`,
     Code.ResourceExhausted,
     undefined,
-    [
-      {
-        desc: ErrorInfoSchema,
-        value: create(ErrorInfoSchema, {
-          reason: "MESSAGE_TOO_LARGE",
-          domain: "jobs.v1",
-          metadata: { call, limit: String(max), size: String(size) },
-        }),
-      },
-    ],
+    [errorInfo("MESSAGE_TOO_LARGE", { call, limit: String(max), size: String(size) })],
   );
+}
+
+function malformed(message: string, call: string): ConnectError {
+  return new ConnectError(message, Code.InvalidArgument, undefined, [errorInfo("MALFORMED_MESSAGE", { call })]);
+}
+
+function errorInfo(reason: string, metadata: Record<string, string>) {
+  return { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason, domain: "jobs.v1", metadata }) };
 }
 
 function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {

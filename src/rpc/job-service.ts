@@ -55,7 +55,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       const fields = {
         type,
         companyId: v.owningCompany(principal, req.companyId),
-        input: inputToJson(req.input),
+        input: v.storableJson(inputToJson(req.input), "input"),
         dataPlaneId: v.optionalIdentifier(req.dataPlaneId, "data_plane_id"),
         computePoolId: v.optionalIdentifier(req.computePoolId, "compute_pool_id"),
         executionCluster: v.executionCluster(req.executionCluster),
@@ -82,8 +82,8 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
         executorId: v.optionalIdentifier(req.executorId, "executor_id"),
         dataPlaneId: v.optionalIdentifier(req.dataPlaneId, "data_plane_id"),
         companyId: v.companyScope(principal, req.companyId, "ListJobs"),
-        createdAfter: req.createdAfter ? microsFromTimestamp(req.createdAfter) : null,
-        createdBefore: req.createdBefore ? microsFromTimestamp(req.createdBefore) : null,
+        createdAfter: req.createdAfter ? microsFromTimestamp(v.timestamp(req.createdAfter, "created_after")) : null,
+        createdBefore: req.createdBefore ? microsFromTimestamp(v.timestamp(req.createdBefore, "created_before")) : null,
       };
       const listing = fingerprint({ list: "jobs", by: principalKey(principal), filter });
       const cursor = decodePageToken(req.pageToken, listing, isJobCursor);
@@ -125,7 +125,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
         throw new InvalidArgument("result", "result is required: set the variant named after the job's type");
       }
       const attempt = v.nonNegative(req.attempt, "attempt");
-      const args: TransitionArgs = { call: "CompleteJob", result: resultToJson(result), resultCase: result.kind.case, attempt };
+      const args: TransitionArgs = { call: "CompleteJob", result: v.storableJson(resultToJson(result), "result"), resultCase: result.kind.case, attempt };
       return create(CompleteJobResponseSchema, await transition(ctx, req.jobId, args));
     },
 
@@ -133,7 +133,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       const args: TransitionArgs = {
         call: "FailJob",
         message: v.requireText(req.message, "message"),
-        diagnostic: diagnosticToJson(req.diagnostic),
+        diagnostic: v.storableJson(diagnosticToJson(req.diagnostic), "diagnostic"),
         attempt: v.nonNegative(req.attempt, "attempt"),
       };
       return create(FailJobResponseSchema, await transition(ctx, req.jobId, args));
@@ -164,7 +164,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
 function isJobCursor(p: unknown): p is JobCursor {
   const c = p as JobCursor;
-  return typeof c === "object" && c !== null && Number.isSafeInteger(c.createdAt) && typeof c.id === "string";
+  return typeof c === "object" && c !== null && Number.isSafeInteger(c.createdAt) && typeof c.id === "string" && v.isUuid(c.id);
 }
 
 function isRevision(p: unknown): p is number {

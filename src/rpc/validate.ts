@@ -2,9 +2,11 @@
 // visibility). Each check names the field and says what would be accepted.
 
 import { InvalidArgument, PermissionDenied } from "../domain/errors.js";
+import type { JsonValue } from "../domain/job.js";
 import { inputCaseFor, snakeCase } from "../domain/job-types.js";
 import type { Principal } from "../domain/principal.js";
 import type { ExecutionClusterName, JobStateName, JobTypeName } from "../domain/states.js";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { ExecutionCluster, type JobInput, JobState, JobType } from "../gen/jobs/v1/job_pb.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -13,6 +15,20 @@ export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 1000;
 const MAX_ID_LENGTH = 256;
 const MAX_TEXT_LENGTH = 64 * 1024;
+/**
+ * Free-form JSON (FailJob's `diagnostic`, CreateJob's `input`) may nest at
+ * most this many arrays/objects deep. Every reply that carries it must stay
+ * decodable: protobuf runtimes (protobuf-es, protobufjs, upb) refuse messages
+ * nested over 100 levels, each JSON level costs two, and a job sits up to five
+ * levels down (WatchJobsResponse → event → job → failures → diagnostic). A
+ * deeper value would be stored, and then no client could read that job, nor
+ * any list page or watch stream that holds it.
+ */
+export const MAX_JSON_NESTING = 32;
+const MIN_TIMESTAMP_SECONDS = -62_135_596_800n;
+const MAX_TIMESTAMP_SECONDS = 253_402_300_799n;
+
+export const isUuid = (value: string): boolean => UUID.test(value);
 
 export function requireJobId(value: string, field = "job_id"): string {
   if (value === "") throw new InvalidArgument(field, `${field} is required`);
@@ -33,11 +49,17 @@ export function requireIdentifier(value: string, field: string): string {
 
 export function optionalIdentifier(value: string, field: string): string {
   if (value.length > MAX_ID_LENGTH) throw new InvalidArgument(field, `${field} must be at most ${MAX_ID_LENGTH} characters`);
-  return value;
+  return storableText(value, field);
 }
 
 export function optionalText(value: string, field: string): string {
   if (value.length > MAX_TEXT_LENGTH) throw new InvalidArgument(field, `${field} must be at most ${MAX_TEXT_LENGTH} characters`);
+  return storableText(value, field);
+}
+
+/** PostgreSQL text and jsonb cannot hold U+0000; refused here, it would otherwise fail the statement (INTERNAL). */
+function storableText(value: string, field: string): string {
+  if (value.includes("\u0000")) throw new InvalidArgument(field, `${field} must not contain the NUL character (U+0000)`);
   return value;
 }
 
@@ -85,6 +107,39 @@ export function checkInput(type: JobTypeName, input: JobInput | undefined): void
       "INPUT_TYPE_MISMATCH",
     );
   }
+}
+
+/** JSON the service stores (input, result, diagnostic): nested at most MAX_JSON_NESTING deep, no NUL in any string or key. */
+export function storableJson<T extends JsonValue | null>(value: T, field: string): T {
+  const depth = nesting(value, field);
+  if (depth > MAX_JSON_NESTING) {
+    throw new InvalidArgument(field, `${field} nests ${depth} levels of arrays and objects; at most ${MAX_JSON_NESTING} are allowed`);
+  }
+  return value;
+}
+
+/** Levels of arrays/objects (a scalar is 0), checking strings on the way. The parser's own recursion limit bounds the recursion. */
+function nesting(value: JsonValue | null, field: string): number {
+  if (typeof value === "string") storableText(value, field);
+  if (value === null || typeof value !== "object") return 0;
+  let deepest = 0;
+  if (Array.isArray(value)) {
+    for (const item of value) deepest = Math.max(deepest, nesting(item, field));
+  } else {
+    for (const [key, item] of Object.entries(value)) {
+      storableText(key, field);
+      deepest = Math.max(deepest, nesting(item, field));
+    }
+  }
+  return deepest + 1;
+}
+
+/** A google.protobuf.Timestamp in its documented range (JSON decoding checks this; binary does not). */
+export function timestamp(value: Timestamp, field: string): Timestamp {
+  if (value.seconds < MIN_TIMESTAMP_SECONDS || value.seconds > MAX_TIMESTAMP_SECONDS || value.nanos < 0 || value.nanos > 999_999_999) {
+    throw new InvalidArgument(field, `${field} must be a timestamp from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z`);
+  }
+  return value;
 }
 
 export function pageSize(value: number): number {

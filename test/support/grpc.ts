@@ -107,7 +107,7 @@ export function withErrorInfo(err: grpc.ServiceError): RpcError {
 }
 
 /** google.rpc.Status → the first google.rpc.ErrorInfo in its details, decoded by hand (no proto types needed). */
-function decodeErrorInfo(status: Buffer): RpcError["errorInfo"] {
+export function decodeErrorInfo(status: Buffer): RpcError["errorInfo"] {
   for (const [field, value] of fields(status)) {
     if (field !== 3 || !(value instanceof Buffer)) continue;
     let typeUrl = "";
