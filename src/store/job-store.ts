@@ -382,6 +382,8 @@ export class JobStore {
     try {
       await connection.commit(trx as never);
     } catch (error) {
+      // Kysely gives the connection back only once a COMMIT or ROLLBACK succeeds (kysely#1990): without this ROLLBACK it would stay lent out for good.
+      await connection.rollback(trx as never).catch(() => undefined);
       if (isConnectionError(error)) {
         throw new Unavailable(
           "COMMIT_UNKNOWN",

@@ -122,11 +122,21 @@ export class PreparingClient extends pg.Client {
     this.beginPending = false;
     // Nothing was sent since BEGIN, so there is nothing to end.
     if (neverBegun) return Promise.resolve({ ...BEGUN, command: command.toUpperCase() });
-    if (inFlight === null) return super.query(text, values as unknown[]);
+    const rolledBack = () => ({ ...BEGUN, command: "ROLLBACK" });
+    if (inFlight === null) {
+      const ended = super.query(text, values as unknown[]);
+      // ROLLBACK fails only when the connection is gone, and PostgreSQL rolls
+      // back the transaction of a lost connection by itself. Reported as an
+      // error, it would keep the connection checked out for good: Kysely
+      // releases a transaction's connection only after its ROLLBACK succeeds
+      // (kysely#1990), so each database outage would leak the connections of
+      // the transactions in flight until the pool had none left. Released,
+      // the dead connection leaves the pool (pg-pool drops unqueryable ones).
+      return command === "rollback" ? ended.catch(rolledBack) : ended;
+    }
     // The transaction has ended already: committed, or rolled back if its last
     // statement failed. A ROLLBACK now would only draw a warning.
     if (command === "commit") return inFlight;
-    const rolledBack = () => ({ ...BEGUN, command: "ROLLBACK" });
     return inFlight.then(rolledBack, rolledBack);
   }
 
