@@ -7,8 +7,9 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { status } from "@grpc/grpc-js";
 import { bearer, failure } from "../support/auth-calls.js";
-import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
+import { jobsClient, type JobsClient, type Msg, reader, type RpcError } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
+import { FORECAST_RESULT, jobIn, STATES } from "./jobs-fixture.js";
 
 const COMPANY_A = "100"; // server.tokens.companyA: api_user 1
 const COMPANY_B = "200"; // server.tokens.companyB: api_user 2
@@ -258,5 +259,75 @@ describe("idempotency keys belong to the principal, not the token", () => {
     } finally {
       colleague.close();
     }
+  });
+});
+
+// Issue 10, item 5: not just NOT_FOUND for one request shape, but the very
+// answer a job id that does not exist gets, whatever state the other
+// company's job is in and whatever the request asks — including requests
+// whose answer would differ if the job were visible (a rejected transition, a
+// stale attempt, a mismatched result, an after_revision beyond the job's, a
+// heartbeat that would succeed). Any difference would tell company A that
+// the id exists.
+describe("another company's job is indistinguishable from no job at all", () => {
+  const REQUESTS: ReadonlyArray<[string, (jobId: string) => Msg]> = [
+    ["GetJob", (job_id) => ({ job_id })],
+    ["ListJobEvents", (job_id) => ({ job_id, page_size: 1 })],
+    ["RunJob", (job_id) => ({ job_id, executor_id: "executor-a" })],
+    ["RunJob", (job_id) => ({ job_id, executor_id: "executor-a", lease_seconds: 5 })],
+    ["CompleteJob", (job_id) => ({ job_id, result: FORECAST_RESULT })],
+    ["CompleteJob", (job_id) => ({ job_id, result: FORECAST_RESULT, attempt: "7" })],
+    ["CompleteJob", (job_id) => ({ job_id, result: { refresh_materialized_view: { snapshot_id: "1" } } })],
+    ["FailJob", (job_id) => ({ job_id, message: "failed" })],
+    ["FailJob", (job_id) => ({ job_id, message: "failed", attempt: "7" })],
+    ["RequestJobCancellation", (job_id) => ({ job_id, reason: "mine now" })],
+    ["CancelJob", (job_id) => ({ job_id })],
+    ["HeartbeatJob", (job_id) => ({ job_id, executor_id: "executor-1", attempt: "1" })],
+    ["HeartbeatJob", (job_id) => ({ job_id, executor_id: "executor-a", attempt: "9" })],
+    ["WatchJob", (job_id) => ({ job_id, after_revision: "0" })],
+    ["WatchJob", (job_id) => ({ job_id, after_revision: "99" })],
+  ];
+
+  /** What a caller can observe of an error, with the job id it named taken out. */
+  const observable = (error: RpcError, jobId: string) => ({
+    code: status[error.code],
+    message: error.details.replaceAll(jobId, "<id>"),
+    errorInfo: error.errorInfo && {
+      ...error.errorInfo,
+      metadata: Object.fromEntries(Object.entries(error.errorInfo.metadata).map(([k, v]) => [k, v.replaceAll(jobId, "<id>")])),
+    },
+  });
+
+  test.each(STATES)("B's job in %s: every request gets exactly the answer for a job that does not exist, and the job does not move", async (state) => {
+    const job = await jobIn(service, state, { company_id: COMPANY_B });
+    const ghost = randomUUID();
+    for (const [method, request] of REQUESTS) {
+      const foreign = await failure(userA, method, request(job.id), bearer(server.tokens.companyA));
+      const missing = await failure(userA, method, request(ghost), bearer(server.tokens.companyA));
+      expect([method, request("<id>"), observable(foreign, job.id)]).toEqual([method, request("<id>"), observable(missing, ghost)]);
+    }
+    // Not a field moved, heartbeat fields included.
+    expect((await service.call("GetJob", { job_id: job.id })).job).toEqual(job);
+
+    // Nor does any listing of A's show it, even filtered to exactly its state, type and executor.
+    const filters: Msg = { states: [job.state], types: [job.type], executor_id: job.executor_id, page_size: 1000 };
+    expect((await userA.call("ListJobs", filters)).jobs.map((j: Msg) => j.id)).not.toContain(job.id);
+    expect((await service.call("ListJobs", { ...filters, company_id: COMPANY_B })).jobs.map((j: Msg) => j.id)).toContain(job.id);
+  });
+
+  test("a page token issued to company B is refused to company A (INVALID_PAGE_TOKEN), not a page of B's jobs", async () => {
+    for (let i = 0; i < 2; i++) await jobOfB();
+    const ofB = await userB.call("ListJobs", { page_size: 1 });
+    expect(ofB.next_page_token).not.toBe("");
+    const error = await userA.fail("ListJobs", { page_size: 1, page_token: ofB.next_page_token });
+    expect([status[error.code], error.errorInfo?.reason]).toEqual(["INVALID_ARGUMENT", "INVALID_PAGE_TOKEN"]);
+    const job = await jobOfB();
+    await userB.call("RunJob", { job_id: job.id, executor_id: "executor-b" });
+    const eventsPage = await userB.call("ListJobEvents", { job_id: job.id, page_size: 1 });
+    expect(eventsPage.next_page_token).not.toBe("");
+    // The same token on B's job and on no job: the same refusal, so it says nothing about the job either.
+    const onJob = await userA.fail("ListJobEvents", { job_id: job.id, page_size: 1, page_token: eventsPage.next_page_token });
+    const onNothing = await userA.fail("ListJobEvents", { job_id: randomUUID(), page_size: 1, page_token: eventsPage.next_page_token });
+    expect([status[onJob.code], onJob.errorInfo?.reason]).toEqual([status[onNothing.code], onNothing.errorInfo?.reason]);
   });
 });
