@@ -13,7 +13,8 @@
 //   - the server still answers health and a normal call, holds no watch
 //     subscription once the streams are gone, and its heap after a full GC
 //     does not grow from one equal round of calls to the next.
-// JOBS_FUZZ_SEED=<n> replays a run; JOBS_SOAK scales the number of calls.
+// JOBS_SEED=<n> replays a run (the seed is in the figures line); JOBS_SOAK
+// scales the number of calls.
 
 import { runInNewContext } from "node:vm";
 import { setFlagsFromString } from "node:v8";
@@ -25,6 +26,7 @@ import fc from "fast-check";
 import { generateSecret } from "../../src/auth/tokens.js";
 import { GetJobRequestSchema, GetJobResponseSchema, ListJobsRequestSchema, ListJobsResponseSchema } from "../../src/gen/jobs/v1/job_service_pb.js";
 import { reportFigures, scaled } from "../support/figures.js";
+import { runSeed } from "../support/proof.js";
 import { jobsClient, type JobsClient, type Msg } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
 import { describeProbe, type HostileContext, nested, type Probe, probeArb } from "../support/hostile.js";
@@ -33,7 +35,7 @@ import { eventually, pool } from "../support/watching.js";
 import { jobIn, STATES } from "./jobs-fixture.js";
 
 const MAX_MESSAGE_BYTES = 16 * 1024;
-const SEED = Number(process.env.JOBS_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+const SEED = runSeed();
 /** Three equal rounds (the heap is compared between them); ~3,000 calls in all by default. */
 const ROUND_CALLS = scaled(1000);
 const CONCURRENCY = 8;
@@ -314,7 +316,7 @@ test(`${3 * ROUND_CALLS} hostile calls at every RPC: documented codes only, no c
     violations: found.length,
   });
   if (found.length > 0) {
-    throw new Error(`seed ${SEED} (JOBS_FUZZ_SEED=${SEED} replays it): ${found.length} violations, the first ones:\n${found.slice(0, 15).join("\n")}`);
+    throw new Error(`seed ${SEED} (JOBS_SEED=${SEED} replays it): ${found.length} violations, the first ones:\n${found.slice(0, 15).join("\n")}`);
   }
 });
 
