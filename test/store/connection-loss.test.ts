@@ -1,10 +1,11 @@
-// A transaction that fails with its connection, or at COMMIT, gives the
-// connection back to the pool: found by the outage proof (test/e2e/outage),
-// where each database outage left the connections of the transactions in
-// flight checked out for good, until the pool was empty and the server never
-// recovered, and draining hung in closing the pool. The pool here has one
-// connection and a short acquire timeout, so a single lost connection makes
-// the next call fail.
+// Connections lost mid-transaction (SPEC §11). A transaction that fails with
+// its connection, or at COMMIT, gives the connection back to the pool: found
+// by the outage proof (test/e2e/outage), where each database outage left the
+// connections of the transactions in flight checked out for good, until the
+// pool was empty and the server never recovered, and draining hung in closing
+// the pool. The pool here has one connection and a short acquire timeout, so a
+// single lost connection makes the next call fail. And a connection lost
+// during COMMIT is COMMIT_UNKNOWN, after which a retry is safe.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import type { MikroORM } from "@mikro-orm/postgresql";
@@ -77,4 +78,33 @@ test("a transaction whose COMMIT fails releases its connection", async () => {
     // Nothing of the refused transaction is in; the job takes the next change.
     expect((await run(job.id)).job).toMatchObject({ state: "RUNNING", revision: 2, executorId: "executor-1" });
   }
+});
+
+test("a connection lost during COMMIT is UNAVAILABLE COMMIT_UNKNOWN; nothing is half-applied, and the retry SPEC §11 allows applies it once", async () => {
+  // At COMMIT, the first time only (a sequence does not roll back), the backend terminates itself: the write was answered, the COMMIT never is.
+  await sql(
+    databaseUrl,
+    `create sequence lost_at_commit_once;
+     create function lose_connection_at_commit() returns trigger language plpgsql as $$
+       begin
+         if nextval('lost_at_commit_once') = 1 then perform pg_terminate_backend(pg_backend_pid()); end if;
+         return null;
+       end $$;
+     create constraint trigger lose_connection_at_commit after update on jobs deferrable initially deferred
+       for each row when (new.executor_id = 'lost-at-commit') execute function lose_connection_at_commit();`,
+  );
+  const job = await createJob(store);
+  await expect(run(job.id, "lost-at-commit")).rejects.toMatchObject({ kind: "unavailable", reason: "COMMIT_UNKNOWN" });
+  await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
+  // Here it did not commit: the job is as it was, with one event.
+  const [{ revision, events }] = await sql<{ revision: number; events: string }>(
+    databaseUrl,
+    "select revision, (select count(*) from job_events where job_id = $1) as events from jobs where id = $1",
+    [job.id],
+  );
+  expect([revision, Number(events)]).toEqual([1, 1]);
+  // The same call again: applied exactly once.
+  const retried = await run(job.id, "lost-at-commit");
+  expect([retried.changed, retried.job.state, retried.job.revision]).toEqual([true, "RUNNING", 2]);
+  expect((await run(job.id, "lost-at-commit")).changed).toBe(false);
 });
