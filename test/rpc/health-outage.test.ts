@@ -6,44 +6,22 @@
 // This file runs its own PostgreSQL (the shared one must stay up for every
 // other file) and stops and restarts it on the same data directory and port.
 
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { status } from "@grpc/grpc-js";
 import { generateSecret } from "../../src/auth/tokens.js";
-import { type RunningPostgres, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
-import { migrate, openOrm } from "../../src/store/orm.js";
 import { attempt, authorizationMetadata, bearer, eventually } from "../support/auth-calls.js";
 import { jobsClient, type JobsClient, type RpcError, withErrorInfo } from "../support/grpc.js";
 import { type HealthClient, healthClient } from "../support/health-client.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
+import { type OwnPostgres, startOwnPostgres } from "../support/own-postgres.js";
 
-let dir: string;
-let postgres: RunningPostgres | null = null;
+let postgres: OwnPostgres;
 let server: TestServer | null = null;
 let client: JobsClient;
 let health: HealthClient;
 
-const startPostgres = (port: number) =>
-  startEmbeddedPostgres({
-    dataDir: join(dir, "pg"),
-    port,
-    log: () => {},
-    flags: ["-c", "fsync=off", "-c", "synchronous_commit=off"],
-  });
-
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "jobs-outage-"));
-  // embedded-postgres runs PostgreSQL as the postgres user, which must be able to enter this directory.
-  chmodSync(dir, 0o755);
-  postgres = await startPostgres(0);
-  const orm = await openOrm({ databaseUrl: postgres.url, poolSize: 2, acquireTimeoutMs: 5000 });
-  try {
-    await migrate(orm, postgres.url);
-  } finally {
-    await orm.close(true);
-  }
+  postgres = await startOwnPostgres();
   server = await startServer({
     databaseUrl: postgres.url,
     env: { DB_ACQUIRE_TIMEOUT_MS: "1000", REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "4" },
@@ -56,8 +34,7 @@ afterAll(async () => {
   client?.close();
   health?.close();
   await server?.stop();
-  await postgres?.stop();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await postgres?.destroy();
 });
 
 /** A unary call with a deadline: a call that hung would end DEADLINE_EXCEEDED, not with the server's answer. */
@@ -71,8 +48,7 @@ function getJob(jobId: string, token: string, deadlineMs = 15_000): Promise<RpcE
 }
 
 test("the database goes away and comes back: NOT_SERVING and UNAVAILABLE, then SERVING again in the same process", async () => {
-  if (!server || !postgres) throw new Error("setup failed");
-  const port = postgres.port;
+  if (!server) throw new Error("setup failed");
   const { job } = await client.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "1" });
   expect(await health.check("")).toBe("SERVING");
 
@@ -93,7 +69,6 @@ test("the database goes away and comes back: NOT_SERVING and UNAVAILABLE, then S
 
   // --- the database goes away
   await postgres.stop();
-  postgres = null;
 
   // SPEC §11: NOT_SERVING within 5 s of losing the database (the margin covers polling).
   const notServing = await eventually(async () => (await health.checkOutcome("")) === "NOT_SERVING", 6_000, 100);
@@ -115,7 +90,7 @@ test("the database goes away and comes back: NOT_SERVING and UNAVAILABLE, then S
   expect(await health.check("")).toBe("NOT_SERVING");
 
   // --- the database comes back, on the same data directory and port
-  postgres = await startPostgres(port);
+  await postgres.start();
   const serving = await eventually(async () => (await health.checkOutcome("")) === "SERVING", 20_000, 100);
   expect(serving).toBe(true);
   expect(await health.check("jobs.v1.JobService")).toBe("SERVING");
@@ -140,15 +115,13 @@ test("the database goes away and comes back: NOT_SERVING and UNAVAILABLE, then S
 });
 
 test("after the database returns, the reaper waits REAPER_GRACE_SECONDS before failing expired leases", async () => {
-  if (!server || !postgres) throw new Error("setup failed");
-  const port = postgres.port;
+  if (!server || !postgres.up) throw new Error("setup failed");
   const { job } = await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" });
   await client.call("RunJob", { job_id: job.id, executor_id: "ex-outage", lease_seconds: 3600 });
 
   await postgres.stop();
-  postgres = null;
   expect(await eventually(async () => (await health.checkOutcome("")) === "NOT_SERVING", 6_000, 100)).toBe(true);
-  postgres = await startPostgres(port);
+  await postgres.start();
   expect(await eventually(async () => (await health.checkOutcome("")) === "SERVING", 20_000, 100)).toBe(true);
 
   // The lease ran out while the executor could not reach us: it deserves a chance to heartbeat.
