@@ -4,14 +4,16 @@
 // ErrorInfo like every other error. Connect's own readMaxBytes stays on as the
 // backstop for compressed messages (it measures them decompressed).
 //
-// Binary request messages are also decoded once here: Connect reports a
-// message that is not valid protobuf as INTERNAL, with no ErrorInfo (and for
-// unary calls before any interceptor runs), which would tell the caller the
-// server is broken when the request is. Here it is INVALID_ARGUMENT
-// (MALFORMED_MESSAGE), as Connect already answers for malformed JSON.
+// Binary request messages are also decoded once here (compressed ones
+// decompressed first): Connect reports a message that is not valid protobuf,
+// or does not decompress, as INTERNAL, with no ErrorInfo (and for unary calls
+// before any interceptor runs), which would tell the caller the server is
+// broken when the request is. Here it is INVALID_ARGUMENT (MALFORMED_MESSAGE),
+// as Connect already answers for malformed JSON.
 
 import type http from "node:http";
 import type http2 from "node:http2";
+import { brotliDecompressSync, gunzipSync } from "node:zlib";
 import { create, type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
@@ -83,7 +85,7 @@ function checkBody(req: UniversalServerRequest, max: number, call: string, input
     // ErrorInfo; counting the body below refuses it the same, with one.
     req.header.delete("content-length");
   }
-  const counter = new MessageSizeCounter(enveloped, max, messageCheck(req, contentType, input, call));
+  const counter = new MessageSizeCounter(enveloped, max, messageCheck(req, enveloped, input, max, call));
   const limited: AsyncIterable<Uint8Array> = {
     [Symbol.asyncIterator]() {
       const source = body[Symbol.asyncIterator]();
@@ -105,28 +107,43 @@ function checkBody(req: UniversalServerRequest, max: number, call: string, input
   return { ...req, body: limited };
 }
 
-/** Throws if a request message (its envelope flags and bytes) is not valid protobuf. */
+/** Throws if a request message (its envelope flags and bytes) does not decompress, or is not valid protobuf. */
 type MessageCheck = (flags: number, bytes: Uint8Array) => void;
 
 const BINARY_CONTENT_TYPE = /^application\/(grpc(-web)?(\+proto)?|proto|connect\+proto)\s*(;|$)/i;
 
-/** The check for a binary request; null for JSON (Connect decodes it and answers INVALID_ARGUMENT itself). */
-function messageCheck(req: UniversalServerRequest, contentType: string, input: DescMessage, call: string): MessageCheck | null {
-  if (!BINARY_CONTENT_TYPE.test(contentType)) return null;
-  const declared = (name: string) => {
-    const value = req.header.get(name);
-    return value !== null && value !== "" && value !== "identity";
-  };
-  // Compressed: Connect decompresses (or refuses an encoding it lacks) and its readMaxBytes applies.
-  if (declared("content-encoding")) return null;
-  const encoded = declared("grpc-encoding") || declared("connect-content-encoding");
+/** The encodings the router accepts (compressionGzip, compressionBrotli), as zlib calls bounded by an output size. */
+const INFLATE: Record<string, ((bytes: Uint8Array, options: { maxOutputLength: number }) => Uint8Array) | null> = {
+  identity: null,
+  gzip: gunzipSync,
+  br: brotliDecompressSync,
+};
+
+/**
+ * The check for a request: binary messages are decoded, compressed ones (JSON
+ * too) decompressed; null where Connect's own answer is already right (plain
+ * JSON: INVALID_ARGUMENT; an encoding it lacks: UNIMPLEMENTED).
+ */
+function messageCheck(req: UniversalServerRequest, enveloped: boolean, input: DescMessage, max: number, call: string): MessageCheck | null {
+  const binary = BINARY_CONTENT_TYPE.test(req.header.get("content-type") ?? "");
+  const header = enveloped ? (req.header.get("grpc-encoding") ?? req.header.get("connect-content-encoding")) : req.header.get("content-encoding");
+  const encoding = header === null || header === "" ? "identity" : header;
+  if (!Object.hasOwn(INFLATE, encoding) || (!binary && encoding === "identity")) return null;
+  const inflate = INFLATE[encoding];
   return (flags, bytes) => {
-    if ((flags & 1) !== 0) {
-      if (encoded) return;
-      throw malformed("the message is flagged compressed, but the request names no encoding (grpc-encoding)", call);
+    let message = bytes;
+    if (enveloped ? (flags & 1) !== 0 : inflate !== null) {
+      if (inflate === null) throw malformed("the message is flagged compressed, but the request names no encoding (grpc-encoding)", call);
+      try {
+        message = inflate(bytes, { maxOutputLength: max });
+      } catch (error) {
+        if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw tooLarge(null, max, call);
+        throw malformed(`the message does not decompress with ${encoding}`, call);
+      }
     }
+    if (!binary) return;
     try {
-      fromBinary(input, bytes);
+      fromBinary(input, message);
     } catch (error) {
       throw malformed(`the request is not a valid ${input.typeName} message: ${error instanceof Error ? error.message : String(error)}`, call);
     }
@@ -194,12 +211,13 @@ class MessageSizeCounter {
   }
 }
 
-function tooLarge(size: number, max: number, call: string): ConnectError {
+/** `size` null: a compressed message that decompresses to more than `max`. */
+function tooLarge(size: number | null, max: number, call: string): ConnectError {
   return new ConnectError(
-    `the request message is ${size} bytes, over this server's limit of ${max} bytes (MAX_MESSAGE_BYTES)`,
+    `the request message is ${size === null ? "once decompressed" : `${size} bytes,`} over this server's limit of ${max} bytes (MAX_MESSAGE_BYTES)`,
     Code.ResourceExhausted,
     undefined,
-    [errorInfo("MESSAGE_TOO_LARGE", { call, limit: String(max), size: String(size) })],
+    [errorInfo("MESSAGE_TOO_LARGE", { call, limit: String(max), ...(size === null ? {} : { size: String(size) }) })],
   );
 }
 

@@ -17,6 +17,7 @@
 // scales the number of calls.
 
 import { runInNewContext } from "node:vm";
+import { gzipSync } from "node:zlib";
 import { setFlagsFromString } from "node:v8";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -30,7 +31,7 @@ import { runSeed } from "../support/proof.js";
 import { jobsClient, type JobsClient, type Msg } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
 import { describeProbe, type HostileContext, nested, type Probe, probeArb } from "../support/hostile.js";
-import { rawCaller, type RawCaller, type RawOutcome } from "../support/raw-calls.js";
+import { envelope, rawCaller, type RawCaller, type RawOutcome } from "../support/raw-calls.js";
 import { eventually, pool } from "../support/watching.js";
 import { jobIn, STATES } from "./jobs-fixture.js";
 
@@ -72,12 +73,13 @@ const ALLOWED: Record<string, readonly string[]> = {
  * Where Connect itself decides, before the service sees a message: a body
  * whose gRPC framing lies (no message, two, one cut short) is UNIMPLEMENTED
  * ("missing/extra input message") or INVALID_ARGUMENT ("incomplete
- * envelope"), and JSON that does not decode is INVALID_ARGUMENT. Those answers
- * come from the protocol layer, for unary calls before any interceptor, so
- * they carry Connect's message and no ErrorInfo; every other error must.
+ * envelope"), an encoding the server lacks is UNIMPLEMENTED, and JSON that
+ * does not decode is INVALID_ARGUMENT. Those answers come from the protocol
+ * layer, for unary calls before any interceptor, so they carry Connect's
+ * message and no ErrorInfo; every other error must.
  */
 const FRAMING_CODES = ["UNIMPLEMENTED", "INVALID_ARGUMENT"];
-const CONNECT_DECIDED = /^(cannot decode |protocol error: )/;
+const CONNECT_DECIDED = /^(cannot decode |protocol error: |unknown compression )/;
 /** What no error may show a caller: SQL, a stack frame, a driver's words. */
 const LEAKS = /\b(select|insert|update|delete)\b.*\b(from|into|set|where)\b|\.(ts|js):\d+|node_modules|ECONNREFUSED|syntax error at/i;
 
@@ -166,9 +168,9 @@ function forgePageToken(real: string, position: unknown): string {
 function send(p: Probe): Promise<RawOutcome> {
   const token = secrets.get(p.token) ?? null;
   if (p.protocol === "connect") {
-    return raw.connectJson(p.method.name, p.body as string, { token, stream: p.method.methodKind === "server_streaming" });
+    return raw.connectJson(p.method.name, p.body, { token, stream: p.method.methodKind === "server_streaming", headers: p.headers });
   }
-  return raw.grpc(p.method.name, p.body as Uint8Array, { token, framed: p.framed });
+  return raw.grpc(p.method.name, p.body as Uint8Array, { token, framed: p.framed, headers: p.headers });
 }
 
 /** What a probe's answer breaks, as sentences (none: it is fine). */
@@ -177,7 +179,8 @@ function violations(p: Probe, o: RawOutcome): string[] {
   const allowed = p.family === "framing" ? [...ALLOWED[p.method.name], ...FRAMING_CODES] : ALLOWED[p.method.name];
   if (!allowed.includes(o.code)) found.push(`${o.code} is not a code ${p.method.name} documents (${o.message})`);
   if (o.code !== "OK") {
-    const connectDecided = CONNECT_DECIDED.test(o.message) && (p.family === "framing" || p.family === "json") && FRAMING_CODES.includes(o.code);
+    const connectDecided =
+      CONNECT_DECIDED.test(o.message) && (p.family === "framing" || p.family === "json" || p.family === "compressed") && FRAMING_CODES.includes(o.code);
     if (!connectDecided) {
       if (o.errorInfo?.domain !== "jobs.v1") found.push(`${o.code} without an ErrorInfo of domain jobs.v1 (${o.message})`);
       else if (o.errorInfo.metadata.call !== p.method.name) found.push(`ErrorInfo names call ${o.errorInfo.metadata.call}`);
@@ -348,6 +351,32 @@ describe("regressions", () => {
     });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: "invalid_argument", details: [{ type: "google.rpc.ErrorInfo", debug: { reason: "MALFORMED_MESSAGE" } }] });
+  });
+
+  test("a compressed request that does not decompress, or decompresses to garbage, is INVALID_ARGUMENT (MALFORMED_MESSAGE), not INTERNAL", async () => {
+    const job = await jobIn(client, "PENDING", { company_id: "100" });
+    const getJob = toBinary(GetJobRequestSchema, create(GetJobRequestSchema, { jobId: job.id }));
+    const gzipped = (bytes: Uint8Array) => new Uint8Array(envelope(gzipSync(bytes), 1));
+    const cases: Array<[string, Uint8Array, Record<string, string>]> = [
+      ["gzip of bytes that are not protobuf", gzipped(new Uint8Array([0xff, 0xff, 0xff])), { "grpc-encoding": "gzip" }],
+      ["bytes that are not gzip", new Uint8Array(envelope(Buffer.from([1, 2, 3, 4]), 1)), { "grpc-encoding": "gzip" }],
+      ["bytes that are not brotli", new Uint8Array(envelope(Buffer.from([0xff, 2, 3, 4]), 1)), { "grpc-encoding": "br" }],
+      ["a compressed message and no encoding", gzipped(getJob), {}],
+    ];
+    for (const [what, body, headers] of cases) {
+      const outcome = await raw.grpc("GetJob", body, { framed: true, headers });
+      expect([what, outcome.code, outcome.errorInfo?.reason]).toEqual([what, "INVALID_ARGUMENT", "MALFORMED_MESSAGE"]);
+    }
+    // Connect's unary protocol compresses the whole body.
+    const json = await raw.connectJson("GetJob", new Uint8Array([1, 2, 3]), { headers: { "content-encoding": "gzip" } });
+    expect([json.code, json.errorInfo?.reason]).toEqual(["INVALID_ARGUMENT", "MALFORMED_MESSAGE"]);
+    // A small body that decompresses past MAX_MESSAGE_BYTES is RESOURCE_EXHAUSTED, like any oversized message.
+    const bomb = await raw.grpc("GetJob", gzipped(new Uint8Array(MAX_MESSAGE_BYTES * 4)), { framed: true, headers: { "grpc-encoding": "gzip" } });
+    expect([bomb.code, bomb.errorInfo?.reason]).toEqual(["RESOURCE_EXHAUSTED", "MESSAGE_TOO_LARGE"]);
+    // The control: the same message, rightly compressed, is answered.
+    const good = await raw.grpc("GetJob", gzipped(getJob), { framed: true, headers: { "grpc-encoding": "gzip" } });
+    expect(good.code).toBe("OK");
+    expect(fromBinary(GetJobResponseSchema, good.reply as Uint8Array).job?.id).toBe(job.id);
   });
 
   test("a FailJob diagnostic or CreateJob input nested deeper than 32 levels is INVALID_ARGUMENT and changes nothing", async () => {

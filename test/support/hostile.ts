@@ -7,7 +7,11 @@
 //              unknown enum names and numbers, bad UUIDs and page tokens,
 //              deep arrays/objects (up to 200 levels), or text that is not JSON
 //   oversized  messages over MAX_MESSAGE_BYTES, and envelopes claiming to be
-//   framing    gRPC bodies whose 5-byte framing lies (flags, lengths, counts)
+//   framing    gRPC bodies whose 5-byte framing lies (flags, lengths, counts),
+//              or that name an encoding the server lacks
+//   compressed gzip or brotli bodies: of hostile bytes or JSON, of a valid
+//              message, bytes that do not decompress, and small bodies that
+//              decompress past MAX_MESSAGE_BYTES
 //   valid      well-formed messages of the right type with random field
 //              values, built from the proto descriptors, so every field of
 //              every request is reached
@@ -16,11 +20,12 @@
 
 import { create, type DescField, type DescMessage, type DescMethod, fromJson, type JsonValue, ScalarType, toBinary, toJson } from "@bufbuild/protobuf";
 import { TimestampSchema, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import fc from "fast-check";
 import { JobService } from "../../src/gen/jobs/v1/job_service_pb.js";
 import { envelope } from "./raw-calls.js";
 
-export type Family = "bytes" | "json" | "oversized" | "framing" | "valid";
+export type Family = "bytes" | "json" | "oversized" | "framing" | "compressed" | "valid";
 
 export interface Probe {
   readonly method: DescMethod;
@@ -33,6 +38,8 @@ export interface Probe {
   readonly framed: boolean;
   /** Which of the context's tokens it sends. */
   readonly token: string;
+  /** More request headers (an encoding). */
+  readonly headers?: Record<string, string>;
 }
 
 export interface HostileContext {
@@ -310,6 +317,27 @@ function oversized(method: DescMethod, ctx: HostileContext): fc.Arbitrary<{ prot
   );
 }
 
+type Encoded = { protocol: "grpc" | "connect"; body: Uint8Array; framed: boolean; headers: Record<string, string> };
+
+/** Compressed requests: the right encoding of hostile or valid content, bytes that do not decompress, bombs, a flag with no encoding. */
+function compressed(method: DescMethod, ctx: HostileContext): fc.Arbitrary<Encoded> {
+  const encoding = fc.constantFrom("gzip", "br");
+  const squeeze = (how: string, bytes: Uint8Array) => new Uint8Array(how === "gzip" ? gzipSync(bytes) : brotliCompressSync(bytes));
+  const content = fc.oneof(hostileBytes(method, ctx), validBytes(method, ctx), fc.integer({ min: ctx.maxMessageBytes + 1, max: ctx.maxMessageBytes * 8 }).map((n) => new Uint8Array(n)));
+  const grpc = (body: Uint8Array, headers: Record<string, string>): Encoded => ({ protocol: "grpc", body: new Uint8Array(envelope(body, 1)), framed: true, headers });
+  return fc.oneof(
+    fc.tuple(encoding, content).map(([how, bytes]) => grpc(squeeze(how, bytes), { "grpc-encoding": how })),
+    fc.tuple(encoding, fc.uint8Array({ maxLength: 100 })).map(([how, junk]) => grpc(junk, { "grpc-encoding": how })),
+    fc.tuple(encoding, content).map(([how, bytes]) => grpc(squeeze(how, bytes), {})),
+    fc.tuple(encoding, hostileJson(method, ctx)).map(([how, text]) => ({
+      protocol: "connect" as const,
+      body: squeeze(how, Buffer.from(text)),
+      framed: false,
+      headers: { "content-encoding": how },
+    })),
+  );
+}
+
 function varint(n: number): Buffer {
   const out: number[] = [];
   while (n > 127) {
@@ -324,19 +352,25 @@ function varint(n: number): Buffer {
 export function probeArb(ctx: HostileContext): fc.Arbitrary<Probe> {
   const token = fc.oneof({ arbitrary: fc.constant(ctx.tokens[0]), weight: 3 }, { arbitrary: fc.constantFrom(...ctx.tokens), weight: 2 });
   return fc.tuple(fc.constantFrom(...METHODS), token).chain(([method, tokenName]) => {
-    const probe = (family: Family, protocol: "grpc" | "connect", framed: boolean) => (body: Uint8Array | string): Probe => ({
+    const probe = (family: Family, protocol: "grpc" | "connect", framed: boolean, headers?: Record<string, string>) => (body: Uint8Array | string): Probe => ({
       method,
       family,
       protocol,
       body,
       framed,
       token: tokenName,
+      headers,
     });
     return fc.oneof(
       { arbitrary: hostileBytes(method, ctx).map(probe("bytes", "grpc", false)), weight: 3 },
       { arbitrary: hostileJson(method, ctx).map(probe("json", "connect", false)), weight: 3 },
       { arbitrary: oversized(method, ctx).map((o) => probe("oversized", o.protocol, o.framed)(o.body)), weight: 1 },
       { arbitrary: hostileFraming(method, ctx).map(probe("framing", "grpc", true)), weight: 1 },
+      {
+        arbitrary: fc.tuple(validBytes(method, ctx), fc.constantFrom("snappy", "zstd", "GZIP")).map(([bytes, how]) => probe("framing", "grpc", true, { "grpc-encoding": how })(new Uint8Array(envelope(bytes, 1)))),
+        weight: 1,
+      },
+      { arbitrary: compressed(method, ctx).map((c) => probe("compressed", c.protocol, c.framed, c.headers)(c.body)), weight: 1 },
       { arbitrary: validBytes(method, ctx).map(probe("valid", "grpc", false)), weight: 3 },
       {
         arbitrary: messageArb(method.input, ctx).map((m) => JSON.stringify(toJson(method.input, m as never))).map(probe("valid", "connect", false)),
@@ -349,5 +383,6 @@ export function probeArb(ctx: HostileContext): fc.Arbitrary<Probe> {
 /** A probe in a line, for failure messages: enough to see what was sent. */
 export function describeProbe(p: Probe): string {
   const body = typeof p.body === "string" ? JSON.stringify(p.body.length > 300 ? `${p.body.slice(0, 300)}…(${p.body.length} chars)` : p.body) : `0x${Buffer.from(p.body.subarray(0, 64)).toString("hex")}${p.body.length > 64 ? `…(${p.body.length} bytes)` : ""}`;
-  return `${p.method.name} [${p.family}, ${p.protocol}${p.framed ? ", framed" : ""}, token ${p.token}] ${body}`;
+  const headers = p.headers && Object.keys(p.headers).length > 0 ? `, ${JSON.stringify(p.headers)}` : "";
+  return `${p.method.name} [${p.family}, ${p.protocol}${p.framed ? ", framed" : ""}${headers}, token ${p.token}] ${body}`;
 }

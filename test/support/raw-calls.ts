@@ -45,9 +45,9 @@ export interface RawOutcome {
 
 export interface RawCaller {
   /** gRPC: `payload` goes in one uncompressed message (prefix written here) unless `framed` says the bytes are the whole body. */
-  grpc(method: string, payload: Uint8Array, options?: { token?: string | null; framed?: boolean }): Promise<RawOutcome>;
-  /** Connect protocol with a JSON body: unary as application/json, streams enveloped as application/connect+json. */
-  connectJson(method: string, body: string, options?: { token?: string | null; stream?: boolean }): Promise<RawOutcome>;
+  grpc(method: string, payload: Uint8Array, options?: { token?: string | null; framed?: boolean; headers?: Record<string, string> }): Promise<RawOutcome>;
+  /** Connect protocol with a JSON body (text, or bytes such as gzipped JSON): unary as application/json, streams enveloped as application/connect+json. */
+  connectJson(method: string, body: string | Uint8Array, options?: { token?: string | null; stream?: boolean; headers?: Record<string, string> }): Promise<RawOutcome>;
   close(): Promise<void>;
 }
 
@@ -120,7 +120,7 @@ export function rawCaller(url: string, defaultToken: string, deadlineMs = 15_000
     grpc(method, payload, options = {}) {
       const body = options.framed ? payload : envelope(payload);
       return exchange(
-        headersFor(method, "application/grpc", options.token, { te: "trailers" }),
+        headersFor(method, "application/grpc", options.token, { te: "trailers", ...options.headers }),
         body,
         // A whole first message: for a stream, that is enough to call it OK.
         (data) => data.length >= 5 && data.length >= 5 + data.readUInt32BE(1),
@@ -144,9 +144,10 @@ export function rawCaller(url: string, defaultToken: string, deadlineMs = 15_000
 
     connectJson(method, text, options = {}) {
       const stream = options.stream ?? false;
-      const payload = Buffer.from(text, "utf8");
+      const payload = typeof text === "string" ? Buffer.from(text, "utf8") : text;
       const headers = headersFor(method, stream ? "application/connect+json" : "application/json", options.token, {
         "connect-protocol-version": "1",
+        ...options.headers,
       });
       return exchange(
         headers,
