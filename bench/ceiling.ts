@@ -5,7 +5,11 @@
 // APPEND_TRANSITION_SQL from src/store/job-store.ts, named and prepared per
 // connection as the server's pool does) with the store's own parameters, built
 // by the same domain functions (newJob, applyTransition), between BEGIN and
-// COMMIT as Kysely sends them — so it cannot drift from the server.
+// COMMIT — so it cannot drift from the server. Each statement waits for the
+// previous reply, as pgbench sends a transaction: four round trips. The
+// server's pool pipelines them into two (src/store/prepared-client.ts,
+// `pipelineTransactions`); the ceiling is left as the issue defines it, the
+// database's own cost of these transactions sent one statement at a time.
 
 import { randomUUID } from "node:crypto";
 import { applyTransition, type JobRecord, newJob } from "../src/domain/job.js";

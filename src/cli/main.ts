@@ -15,6 +15,7 @@ const EXIT_CODES = `Exit codes:
   1  failure                     4  rejected: the job's state does not allow it, or a stale attempt
   2  usage or invalid argument   5  unauthenticated, or permission denied
                                  6  unavailable: server or database unreachable, draining
+  serve only: 7  port taken      8  a migration failed
                                130  interrupted (Ctrl-C during watch)`;
 
 function program(): Command {
