@@ -193,8 +193,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.token:
         parser.error("no token: pass --token or set JOBS_TOKEN")
 
+    # The watch thread and the main thread both report; print() writes the text
+    # and the newline separately, so unguarded lines could interleave.
+    emitting = threading.Lock()
+
     def emit(what: str, **fields: Any) -> None:
-        print(json.dumps({"event": what, **fields}), flush=True)
+        line = json.dumps({"event": what, **fields}) + "\n"
+        with emitting:
+            sys.stdout.write(line)
+            sys.stdout.flush()
 
     with JobsClient(args.server, args.token) as client:
         try:
