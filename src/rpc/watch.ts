@@ -13,7 +13,7 @@ import type { EventRecord, JobRecord } from "../domain/job.js";
 import { FINAL_STATES, FINISHED_STATES, type JobStateName } from "../domain/states.js";
 import type { EventHub } from "../events/hub.js";
 import type { Notifier } from "../events/notifier.js";
-import { WatchQueue } from "../events/watch-queue.js";
+import { IdleClock, WatchQueue } from "../events/watch-queue.js";
 import { Admission } from "./admission.js";
 import type { JobService } from "../gen/jobs/v1/job_service_pb.js";
 import { HeartbeatSchema } from "../gen/jobs/v1/job_pb.js";
@@ -46,7 +46,22 @@ type WatchHandlers = Pick<ServiceImpl<typeof JobService>, "watchJob" | "watchJob
 export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
   const { store, hub } = deps;
   const admission = new Admission(deps.watchSetupSlots ?? 8);
-  const heartbeatMs = deps.watchHeartbeatSeconds * 1000;
+  const clock = new IdleClock(deps.watchHeartbeatSeconds * 1000);
+  // One drain listener for every stream (not an AbortSignal.any per stream): it closes the open queues.
+  const open = new Set<WatchQueue>();
+  deps.drainSignal?.addEventListener("abort", () => {
+    for (const queue of open) queue.close();
+  });
+  /** Ends the queue's next() with "closed" when the client leaves or the server drains (until unfollow). */
+  const follow = (queue: WatchQueue, ctx: HandlerContext) => {
+    if (ctx.signal.aborted || deps.drainSignal?.aborted) queue.close();
+    ctx.signal.addEventListener("abort", queue, { once: true });
+    open.add(queue);
+  };
+  const unfollow = (queue: WatchQueue, ctx: HandlerContext) => {
+    ctx.signal.removeEventListener("abort", queue);
+    open.delete(queue);
+  };
   const heartbeat = (revision: number) =>
     create(HeartbeatSchema, { revision: BigInt(revision), sentAt: timestampFromMicros(Date.now() * 1000) });
 
@@ -58,42 +73,34 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
       annotate(ctx, { jobId });
       const queue = new WatchQueue(deps.watchBufferEvents);
       const unsubscribe = hub.subscribeJob(jobId, queue);
-      const signal = streamSignal(ctx, deps.drainSignal);
+      follow(queue, ctx);
       try {
-        const { job, firstPage } = await admission.run(async () => {
+        // Only what the stream needs later leaves this callback: an idle stream's frame would hold the job for its whole life.
+        let { revision, final, page } = await admission.run(async () => {
           await deps.notifier.ensureActive();
           const job = await store.get(jobId, principal, "WatchJob");
           if (after > job.revision) throw new RevisionOutOfRange(jobId, req.afterRevision, job.revision);
           // A client resuming at the current revision (the usual reconnect) needs no replay read.
-          const firstPage = after < job.revision ? await store.events(jobId, after, REPLAY_PAGE) : [];
-          return { job, firstPage };
+          const page = after < job.revision ? await store.events(jobId, after, REPLAY_PAGE) : NO_EVENTS;
+          return { revision: job.revision, final: FINAL_STATES.has(job.state), page };
         });
-        if (after === job.revision && FINAL_STATES.has(job.state)) return;
+        if (after === revision && final) return;
 
         let last = after;
-        const send = (event: EventRecord) => {
-          last = event.revision;
-          return create(WatchJobResponseSchema, { kind: { case: "event", value: eventToProto(event) } });
-        };
-        /** Events after `last` up to `upTo`, from the log: fills a gap in the live queue. */
-        async function* fromLog(upTo: number) {
-          while (last < upTo) {
-            const events = await store.events(jobId, last, Math.min(REPLAY_PAGE, upTo - last));
-            if (events.length === 0) return;
-            yield* events;
-          }
-        }
-
         // Replay, a page at a time.
-        for (let page = firstPage; ; page = await store.events(jobId, last, REPLAY_PAGE)) {
-          for (const event of page) {
-            yield send(event);
-            if (FINISHED_STATES.has(event.toState)) return;
+        for (;;) {
+          for (let i = 0; i < page.length; i++) {
+            last = page[i].revision;
+            yield eventResponse(page[i]);
+            if (FINISHED_STATES.has(page[i].toState)) return;
           }
           if (page.length < REPLAY_PAGE) break;
+          page = await store.events(jobId, last, REPLAY_PAGE);
         }
+        // Dropped, not held while the stream idles.
+        page = NO_EVENTS;
         for (;;) {
-          const next = await queue.next(heartbeatMs, signal);
+          const next = await queue.next(clock);
           if (next.kind === "idle") {
             yield create(WatchJobResponseSchema, { kind: { case: "heartbeat", value: heartbeat(last) } });
             continue;
@@ -103,18 +110,22 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
             if (error) throw error;
             return;
           }
-          const { event } = next;
-          if (event.revision <= last) continue;
-          if (event.revision > last + 1) {
-            for await (const missed of fromLog(event.revision - 1)) {
-              yield send(missed);
+          revision = next.event.revision;
+          if (revision <= last) continue;
+          if (revision > last + 1) {
+            for await (const missed of fromLog(store, jobId, last, revision - 1)) {
+              last = missed.revision;
+              yield eventResponse(missed);
               if (FINISHED_STATES.has(missed.toState)) return;
             }
           }
-          yield send(event);
-          if (FINISHED_STATES.has(event.toState)) return;
+          last = revision;
+          const finished = FINISHED_STATES.has(next.event.toState);
+          yield eventResponse(next.event);
+          if (finished) return;
         }
       } finally {
+        unfollow(queue, ctx);
         unsubscribe();
       }
     },
@@ -139,7 +150,7 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
         (e) => matches(e.job, e.toState, e.job.executorId) || matches(e.job, e.fromState, e.previousExecutorId),
       );
       const unsubscribe = hub.subscribeFiltered(queue);
-      const signal = streamSignal(ctx, deps.drainSignal);
+      follow(queue, ctx);
       try {
         const snapshot = await admission.run(async () => {
           await deps.notifier.ensureActive();
@@ -153,7 +164,7 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
         }
         yield create(WatchJobsResponseSchema, { kind: { case: "synced", value: create(SnapshotCompleteSchema) } });
         for (;;) {
-          const next = await queue.next(heartbeatMs, signal);
+          const next = await queue.next(clock);
           if (next.kind === "idle") {
             yield create(WatchJobsResponseSchema, { kind: { case: "heartbeat", value: heartbeat(0) } });
             continue;
@@ -172,17 +183,30 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
           yield create(WatchJobsResponseSchema, { kind: { case: "event", value: eventToProto(event) } });
         }
       } finally {
+        unfollow(queue, ctx);
         unsubscribe();
       }
     },
   };
 }
 
-function streamSignal(ctx: HandlerContext, drain: AbortSignal | undefined): AbortSignal {
-  return drain ? AbortSignal.any([ctx.signal, drain]) : ctx.signal;
+/** Why a live stream stops: the client left (returns quietly), the server drains, or the client fell behind. */
+const NO_EVENTS: readonly EventRecord[] = [];
+
+function eventResponse(event: EventRecord) {
+  return create(WatchJobResponseSchema, { kind: { case: "event", value: eventToProto(event) } });
 }
 
-/** Why a live stream stops: the client left (returns quietly), the server drains, or the client fell behind. */
+/** Events after `after` up to `upTo`, from the log: fills a gap in the live queue. */
+async function* fromLog(store: JobStore, jobId: string, after: number, upTo: number): AsyncGenerator<EventRecord> {
+  while (after < upTo) {
+    const events = await store.events(jobId, after, Math.min(REPLAY_PAGE, upTo - after));
+    if (events.length === 0) return;
+    yield* events;
+    after = events[events.length - 1].revision;
+  }
+}
+
 function endOfStream(kind: "overflow" | "closed", drain: AbortSignal | undefined, resume: string): Error | null {
   if (kind === "overflow") {
     return new Unavailable(
