@@ -36,21 +36,92 @@ export function scopeFor(method: string): Scope {
   return READ_METHODS.has(method) ? "jobs:read" : "jobs:write";
 }
 
-/** Runs `onEnd` when a streaming response ends, and lets `mapError` replace its error. */
-async function* around<T>(
-  messages: AsyncIterable<T>,
-  mapError: (error: unknown) => unknown,
-  onEnd: (error: unknown) => void = () => {},
-): AsyncIterable<T> {
-  let failure: unknown;
-  try {
-    yield* messages;
-  } catch (error) {
-    failure = mapError(error);
-    throw failure;
-  } finally {
-    onEnd(failure);
+/**
+ * Runs `onEnd` when a streaming response ends, and lets `mapError` replace its
+ * error: what `try { yield* messages } catch … finally …` in an async
+ * generator does, as a plain iterator. A stream holds two of these for its
+ * whole life (logging, errors), and an idle stream's suspended async
+ * generator, with its pending request and delegation, cost about a KiB each.
+ */
+class Around<T> implements AsyncIterableIterator<T> {
+  private source: AsyncIterator<T> | null = null;
+  private ended = false;
+
+  constructor(
+    private readonly messages: AsyncIterable<T>,
+    private readonly mapError: (error: unknown) => unknown,
+    private readonly onEnd: ((error: unknown) => void) | null,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
   }
+
+  next(): Promise<IteratorResult<T>> {
+    if (this.ended) return Promise.resolve({ done: true, value: undefined });
+    return this.settle(() => (this.source ??= this.messages[Symbol.asyncIterator]()).next());
+  }
+
+  return(value?: unknown): Promise<IteratorResult<T>> {
+    const source = this.source;
+    // Not started, or over: like a generator, nothing to forward and no onEnd.
+    if (this.ended || source === null) {
+      this.ended = true;
+      return Promise.resolve({ done: true, value: value as T });
+    }
+    if (!source.return) {
+      this.end(undefined);
+      return Promise.resolve({ done: true, value: value as T });
+    }
+    return this.settle(() => source.return?.(value) as Promise<IteratorResult<T>>);
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<T>> {
+    const source = this.source;
+    if (this.ended || source === null) {
+      this.ended = true;
+      return Promise.reject(error);
+    }
+    if (!source.throw) {
+      return this.settle(async () => {
+        await source.return?.();
+        throw error;
+      });
+    }
+    return this.settle(() => source.throw?.(error) as Promise<IteratorResult<T>>);
+  }
+
+  private settle(step: () => Promise<IteratorResult<T>>): Promise<IteratorResult<T>> {
+    let pending: Promise<IteratorResult<T>>;
+    try {
+      pending = step();
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    // then(), not an async function: a pending await would hold a suspended frame for as long as the stream idles.
+    return pending.then(this.passed, this.failed);
+  }
+
+  private readonly passed = (result: IteratorResult<T>): IteratorResult<T> => {
+    if (result.done) this.end(undefined);
+    return result;
+  };
+
+  private readonly failed = (error: unknown): never => {
+    const failure = this.mapError(error);
+    this.end(failure);
+    throw failure;
+  };
+
+  private end(failure: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.onEnd?.(failure);
+  }
+}
+
+function around<T>(messages: AsyncIterable<T>, mapError: (error: unknown) => unknown, onEnd?: (error: unknown) => void): AsyncIterable<T> {
+  return new Around(messages, mapError, onEnd ?? null);
 }
 
 const TRANSITION_CALLS = new Set(["RunJob", "CompleteJob", "FailJob", "RequestJobCancellation", "CancelJob"]);
