@@ -85,22 +85,26 @@ function checkBody(req: UniversalServerRequest, max: number, call: string, input
     // ErrorInfo; counting the body below refuses it the same, with one.
     req.header.delete("content-length");
   }
-  const counter = new MessageSizeCounter(enveloped, max, messageCheck(req, enveloped, input, max, call));
+  let counter: MessageSizeCounter | null = new MessageSizeCounter(enveloped, max, messageCheck(req, enveloped, input, max, call));
   const limited: AsyncIterable<Uint8Array> = {
     [Symbol.asyncIterator]() {
-      const source = body[Symbol.asyncIterator]();
+      let source: AsyncIterator<Uint8Array> | null = body[Symbol.asyncIterator]();
       return {
         async next() {
+          if (source === null || counter === null) return { done: true as const, value: undefined };
           const result = await source.next();
           if (result.done) {
             counter.end();
+            // Connect keeps this iterator for the whole call: a stream that idles for hours holds no counter or source.
+            counter = null;
+            source = null;
           } else {
             const oversized = counter.add(result.value);
             if (oversized > 0) throw tooLarge(oversized, max, call);
           }
           return result;
         },
-        return: (value?: unknown) => source.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
+        return: (value?: unknown) => source?.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined }),
       };
     },
   };
