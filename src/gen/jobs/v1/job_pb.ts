@@ -254,7 +254,9 @@ export type JobInput = Message<"jobs.v1.JobInput"> & {
     case: "refreshMaterializedView";
   } | {
     /**
-     * Free-form input of any other job type.
+     * Free-form input of any other job type: at most 32 levels of objects and
+     * arrays deep, and no U+0000 in strings (INVALID_ARGUMENT otherwise), so
+     * that every client's protobuf runtime can still decode the job.
      *
      * @generated from field: google.protobuf.Struct other = 3;
      */

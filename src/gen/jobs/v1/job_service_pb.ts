@@ -465,7 +465,8 @@ export type FailJobRequest = Message<"jobs.v1.FailJobRequest"> & {
   message: string;
 
   /**
-   * Structured detail to keep with the failure.
+   * Structured detail to keep with the failure: at most 32 levels of objects
+   * and arrays deep, and no U+0000 in strings (INVALID_ARGUMENT otherwise).
    *
    * @generated from field: google.protobuf.Value diagnostic = 3;
    */

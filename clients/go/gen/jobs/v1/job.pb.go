@@ -772,7 +772,9 @@ type JobInput_RefreshMaterializedView struct {
 }
 
 type JobInput_Other struct {
-	// Free-form input of any other job type.
+	// Free-form input of any other job type: at most 32 levels of objects and
+	// arrays deep, and no U+0000 in strings (INVALID_ARGUMENT otherwise), so
+	// that every client's protobuf runtime can still decode the job.
 	Other *structpb.Struct `protobuf:"bytes,3,opt,name=other,proto3,oneof"`
 }
 

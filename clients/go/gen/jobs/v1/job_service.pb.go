@@ -806,7 +806,8 @@ type FailJobRequest struct {
 	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
 	// What went wrong, for a person. Required, not blank.
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
-	// Structured detail to keep with the failure.
+	// Structured detail to keep with the failure: at most 32 levels of objects
+	// and arrays deep, and no U+0000 in strings (INVALID_ARGUMENT otherwise).
 	Diagnostic *structpb.Value `protobuf:"bytes,3,opt,name=diagnostic,proto3" json:"diagnostic,omitempty"`
 	// The attempt being reported. When set (non-zero) and not the job's current
 	// attempt, the call is FAILED_PRECONDITION (reason STALE_ATTEMPT).
