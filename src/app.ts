@@ -108,10 +108,13 @@ export async function startApp(config: Config, log: Logger, options: StartOption
   if (embedded) cleanups.push(() => embedded.stop());
   try {
     const metrics = new Metrics();
+    // No limit while migrations run (one may rightly take minutes); DB_QUERY_TIMEOUT_MS once serving.
+    let statementTimeoutMs = 0;
     const orm = await openOrm({
       databaseUrl,
       poolSize: config.dbPoolSize,
       acquireTimeoutMs: config.dbAcquireTimeoutMs,
+      statementTimeoutMs: () => statementTimeoutMs,
       onPool: (pool) => metrics.pool(pool, config.dbPoolSize),
     });
     cleanups.unshift(() => orm.close(true));
@@ -126,6 +129,8 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         );
       }
     }
+
+    statementTimeoutMs = config.dbQueryTimeoutMs;
 
     const probe = new DatabaseProbe(databaseUrl, 1000, Math.min(config.dbAcquireTimeoutMs, 2000));
     await probe.start();

@@ -28,6 +28,8 @@ export interface Config {
   readonly reaperGraceSeconds: number;
   readonly reaperBatchSize: number;
   readonly dbAcquireTimeoutMs: number;
+  /** 0: no limit. */
+  readonly dbQueryTimeoutMs: number;
   readonly dbPoolSize: number;
   readonly migrateOnStart: boolean;
   readonly metricsPort: number | null;
@@ -60,6 +62,7 @@ export const VARIABLES = {
   REAPER_GRACE_SECONDS: ["10", "After the database comes back, wait this long before reaping."],
   REAPER_BATCH_SIZE: ["50", "Expired jobs reaped per transaction."],
   DB_ACQUIRE_TIMEOUT_MS: ["2000", "Longest wait for a database connection before UNAVAILABLE."],
+  DB_QUERY_TIMEOUT_MS: ["30000", "Longest wait for PostgreSQL to answer a call's statement before UNAVAILABLE (the connection is dropped): a network that silently stops delivering cannot hang calls. Not applied to migrations. 0: no limit."],
   DB_POOL_SIZE: ["20", "Pooled database connections per process (each process also holds one for LISTEN and one for the health probe)."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
   METRICS_PORT: ["", "Serve Prometheus metrics at http://HOST:METRICS_PORT/metrics (plain HTTP). Unset: off."],
@@ -148,6 +151,7 @@ export const RULES = {
   REAPER_GRACE_SECONDS: whole(0, 3600),
   REAPER_BATCH_SIZE: whole(1, 10_000),
   DB_ACQUIRE_TIMEOUT_MS: whole(1, 600_000),
+  DB_QUERY_TIMEOUT_MS: whole(0, 3_600_000),
   DB_POOL_SIZE: whole(1, 1000),
   MIGRATE_ON_START: bool,
   METRICS_PORT: unsetOr(whole(1, 65535)),
@@ -196,6 +200,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     reaperGraceSeconds: get("REAPER_GRACE_SECONDS"),
     reaperBatchSize: get("REAPER_BATCH_SIZE"),
     dbAcquireTimeoutMs: get("DB_ACQUIRE_TIMEOUT_MS"),
+    dbQueryTimeoutMs: get("DB_QUERY_TIMEOUT_MS"),
     dbPoolSize: get("DB_POOL_SIZE"),
     migrateOnStart: get("MIGRATE_ON_START"),
     metricsPort: get("METRICS_PORT"),

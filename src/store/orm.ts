@@ -14,6 +14,8 @@ export interface OrmOptions {
   readonly poolSize: number;
   /** How long a call waits for a pooled connection before it fails UNAVAILABLE (SPEC §11). */
   readonly acquireTimeoutMs: number;
+  /** The limit on a statement's reply, asked at every statement (PreparingClientConfig.statementTimeoutMs). */
+  readonly statementTimeoutMs?: () => number;
   /** Receives the connection pool once it exists (for pool metrics). */
   readonly onPool?: (pool: pg.Pool) => void;
 }
@@ -40,6 +42,7 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
       Client: PreparingClient,
       // BEGIN and COMMIT ride with the statements next to them (prepared-client.ts).
       pipelineTransactions: true,
+      statementTimeoutMs: options.statementTimeoutMs,
       onPoolCreated: options.onPool,
     },
     allowGlobalContext: false,

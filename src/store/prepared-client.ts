@@ -40,6 +40,13 @@ export function thenCommit(preparedSql: string): string {
 export interface PreparingClientConfig extends pg.ClientConfig {
   /** Send BEGIN and a `thenCommit` statement's COMMIT without waiting for their replies. */
   pipelineTransactions?: boolean;
+  /**
+   * How long a statement sent as (text, values) may wait for its reply, in ms
+   * (0: no limit), asked at every statement: the server raises it from 0 once
+   * migrations are done. On expiry pg fails the statement and, in pipeline
+   * mode, drops the connection, which a silently dead network leaves useless.
+   */
+  statementTimeoutMs?: () => number;
 }
 
 const BEGUN: Readonly<pg.QueryResult> = Object.freeze({ command: "BEGIN", rowCount: null, oid: 0, rows: [], fields: [] });
@@ -51,6 +58,7 @@ interface Corkable {
 
 export class PreparingClient extends pg.Client {
   private readonly pipelines: boolean;
+  private readonly statementTimeoutMs: () => number;
   private inTransaction = false;
   /** BEGIN was asked for and answered, but goes out only with the next statement. */
   private beginPending = false;
@@ -61,6 +69,7 @@ export class PreparingClient extends pg.Client {
     const options = typeof config === "string" ? { connectionString: config } : config;
     super({ ...options, pipeline: Boolean(options.pipelineTransactions) });
     this.pipelines = Boolean(options.pipelineTransactions);
+    this.statementTimeoutMs = options.statementTimeoutMs ?? (() => 0);
   }
 
   // biome-ignore lint: pg's query() is heavily overloaded; we only route the (text, values) form
@@ -79,9 +88,12 @@ export class PreparingClient extends pg.Client {
     return this.withPendingBegin(() => this.send(config, values));
   }
 
-  private send(text: string, values: unknown): Promise<pg.QueryResult> {
-    if (text.startsWith(MARK)) return super.query({ name: text.slice(MARK.length, text.indexOf("*/")), text, values } as pg.QueryConfig);
-    return super.query(text, values as unknown[]);
+  private send(text: string, values?: unknown): Promise<pg.QueryResult> {
+    const name = text.startsWith(MARK) ? text.slice(MARK.length, text.indexOf("*/")) : undefined;
+    const timeout = this.statementTimeoutMs();
+    if (name === undefined && timeout === 0) return super.query(text, values as unknown[]);
+    // pg reads a statement's own query_timeout from its config object.
+    return super.query({ name, text, values, query_timeout: timeout || undefined } as pg.QueryConfig);
   }
 
   private begin(): Promise<pg.QueryResult> {
@@ -97,7 +109,8 @@ export class PreparingClient extends pg.Client {
     this.beginPending = false;
     return this.corked(() => {
       // A BEGIN that fails means the connection failed: the statement behind
-      // it fails the same way and carries the error to the caller.
+      // it fails the same way and carries the error to the caller. It needs
+      // no timeout of its own: that statement's reply comes after BEGIN's.
       super.query("begin").catch(() => undefined);
       return send();
     });
@@ -108,7 +121,7 @@ export class PreparingClient extends pg.Client {
     return this.corked(() => {
       const reply = this.send(text, values);
       // If the statement fails, PostgreSQL answers this COMMIT by rolling back.
-      this.commitInFlight = super.query("commit");
+      this.commitInFlight = this.send("commit");
       this.commitInFlight.catch(() => undefined);
       return reply;
     });
@@ -124,7 +137,7 @@ export class PreparingClient extends pg.Client {
     if (neverBegun) return Promise.resolve({ ...BEGUN, command: command.toUpperCase() });
     const rolledBack = () => ({ ...BEGUN, command: "ROLLBACK" });
     if (inFlight === null) {
-      const ended = super.query(text, values as unknown[]);
+      const ended = this.send(text, values);
       // ROLLBACK fails only when the connection is gone, and PostgreSQL rolls
       // back the transaction of a lost connection by itself. Reported as an
       // error, it would keep the connection checked out for good: Kysely
