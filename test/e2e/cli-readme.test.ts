@@ -2,21 +2,12 @@
 // the checkout), against a real server; only the server and token differ.
 
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { startServer, type TestServer } from "../support/harness.js";
 import { childEnv } from "../support/processes.js";
-
-const ROOT = join(import.meta.dirname, "..", "..");
-
-function readmeBlock(name: string): string {
-  const readme = readFileSync(join(ROOT, "README.md"), "utf8");
-  const match = new RegExp(`<!-- ${name}:begin[^\\n]*\\n\`\`\`sh\\n([\\s\\S]*?)\`\`\`\\n<!-- ${name}:end -->`).exec(readme);
-  if (!match) throw new Error(`README has no ${name} block`);
-  return match[1];
-}
+import { ROOT, readmeScript } from "../support/readme.js";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -27,7 +18,7 @@ afterAll(async () => {
 });
 
 test("the command-line example works as printed", async () => {
-  const script = readmeBlock("cli");
+  const script = readmeScript("cli");
   expect(script).toContain('export JOBS_TOKEN="$(cat .data/dev-token)"');
   const { stdout } = await promisify(execFile)("bash", ["-euo", "pipefail", "-c", script.replace('"$(cat .data/dev-token)"', `"${server.tokens.service}"`)], {
     cwd: ROOT,

@@ -2,24 +2,16 @@
 // and its configuration table must match src/config.ts.
 
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { configTable, VARIABLES } from "../../src/config.js";
 import { startServer, type TestServer } from "../support/harness.js";
+import { ROOT, readmeBlock, readmeScript } from "../support/readme.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
-const README = readFileSync(join(ROOT, "README.md"), "utf8");
 const run = promisify(execFile);
-
-function block(name: string): string {
-  const start = README.indexOf(`<!-- ${name}:begin`);
-  const end = README.indexOf(`<!-- ${name}:end -->`);
-  if (start < 0 || end < 0) throw new Error(`README has no ${name} block`);
-  return README.slice(start, end);
-}
 
 let server: TestServer;
 beforeAll(async () => {
@@ -30,9 +22,7 @@ afterAll(async () => {
 });
 
 test("the first-job walkthrough works as printed", async () => {
-  const script = block("walkthrough")
-    .replace(/^.*\n```sh\n/s, "")
-    .replace(/```\s*$/, "")
+  const script = readmeScript("walkthrough")
     // The only differences from the README: this test's server and token.
     .replaceAll("http://127.0.0.1:50051", server.url)
     .replace('"$(cat .data/dev-token)"', `"${server.tokens.service}"`)
@@ -55,7 +45,7 @@ test("the first-job walkthrough works as printed", async () => {
 
 test("the configuration table is the one src/config.ts describes", () => {
   // configTable() prints the expected block: paste it between the config markers.
-  const table = block("config").replace(/^<!-- config:begin.*\n/, "").trim();
+  const table = readmeBlock("config").trim();
   expect(table).toBe(configTable());
   // Every variable the code reads has a row with its default.
   for (const [name, [defaultValue]] of Object.entries(VARIABLES)) {
