@@ -14,7 +14,7 @@
 import type http from "node:http";
 import type http2 from "node:http2";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { create, type DescMessage, fromBinary } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createConnectRouter, type Interceptor } from "@connectrpc/connect";
 import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
 import {
@@ -23,8 +23,8 @@ import {
   universalRequestFromNodeRequest,
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
-import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { Logger } from "../log.js";
+import { errorInfo } from "./interceptors.js";
 
 export interface AdapterOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -227,10 +227,6 @@ function tooLarge(size: number | null, max: number, call: string): ConnectError 
 
 function malformed(message: string, call: string): ConnectError {
   return new ConnectError(message, Code.InvalidArgument, undefined, [errorInfo("MALFORMED_MESSAGE", { call })]);
-}
-
-function errorInfo(reason: string, metadata: Record<string, string>) {
-  return { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason, domain: "jobs.v1", metadata }) };
 }
 
 function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {

@@ -262,7 +262,8 @@ function reasonOf(error: ConnectError): string | undefined {
   return undefined;
 }
 
-function errorInfo(reason: string, metadata: Record<string, string>) {
+/** A `google.rpc.ErrorInfo` detail of this service's domain, for a ConnectError. */
+export function errorInfo(reason: string, metadata: Record<string, string>) {
   return { desc: ErrorInfoSchema, value: create(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata }) };
 }
 
