@@ -1,5 +1,8 @@
-// Node request handler for the Connect router: connect-node's adapter, plus
-// the message size limit enforced as the body streams in, so an oversized
+// Node request handler for the Connect router. Plain unary gRPC calls, the
+// ones executors make at every job step, go to ./grpc-unary.ts, which serves
+// them with the same interceptors and implementations without Connect's
+// streaming pipeline. Everything else goes to Connect through connect-node's
+// adapter, plus the message size limit enforced as the body streams in, so an oversized
 // request is refused first (SPEC §4's order) with RESOURCE_EXHAUSTED and an
 // ErrorInfo like every other error. Connect's own readMaxBytes stays on as the
 // backstop for compressed messages (it measures them decompressed).
@@ -14,9 +17,9 @@
 import type http from "node:http";
 import type http2 from "node:http2";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, createConnectRouter, type Interceptor } from "@connectrpc/connect";
-import type { UniversalServerRequest } from "@connectrpc/connect/protocol";
+import type { DescMessage } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ConnectRouter, createConnectRouter, createServiceImplSpec, type Interceptor } from "@connectrpc/connect";
+import { createMethodUrl, type UniversalServerRequest } from "@connectrpc/connect/protocol";
 import {
   compressionBrotli,
   compressionGzip,
@@ -24,7 +27,8 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "../log.js";
-import { errorInfo } from "./interceptors.js";
+import { createGrpcUnaryServer, isPlainGrpcUnary, type UnaryMethod } from "./grpc-unary.js";
+import { decodeRequest, FLAGGED_COMPRESSED_WITHOUT_ENCODING, malformed, tooLarge } from "./request-errors.js";
 
 export interface AdapterOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -33,6 +37,12 @@ export interface AdapterOptions {
   readonly log: Logger;
 }
 
+const COMPRESSIONS = [compressionGzip, compressionBrotli];
+// Compress only big responses (long list pages). A job is 1–2 KiB, and
+// gzipping every watch event once per stream cost more CPU than the
+// loopback or LAN bandwidth it saved (zlib topped the profile).
+const COMPRESS_MIN_BYTES = 64 * 1024;
+
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
@@ -40,19 +50,31 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
   const router = createConnectRouter({
     interceptors: options.interceptors,
     readMaxBytes: options.maxMessageBytes,
-    acceptCompression: [compressionGzip, compressionBrotli],
-    // Compress only big responses (long list pages). A job is 1–2 KiB, and
-    // gzipping every watch event once per stream cost more CPU than the
-    // loopback or LAN bandwidth it saved (zlib topped the profile).
-    compressMinBytes: 64 * 1024,
+    acceptCompression: COMPRESSIONS,
+    compressMinBytes: COMPRESS_MIN_BYTES,
   });
-  options.routes(router);
+  const unary = new Map<string, UnaryMethod>();
+  options.routes(recordingUnary(router, unary));
   const handlers = new Map(router.handlers.map((h) => [h.requestPath, h]));
+  const serveUnary = createGrpcUnaryServer({
+    interceptors: options.interceptors,
+    maxMessageBytes: options.maxMessageBytes,
+    compressions: COMPRESSIONS,
+    compressMinBytes: COMPRESS_MIN_BYTES,
+  });
   return (req, res) => {
-    const handler = handlers.get(req.url?.split("?", 2)[0] ?? "");
+    const path = req.url?.split("?", 2)[0] ?? "";
+    const handler = handlers.get(path);
     if (!handler) {
       res.statusCode = 404;
       res.end();
+      return;
+    }
+    const unaryMethod = unary.get(path);
+    if (unaryMethod !== undefined && isPlainGrpcUnary(req.method ?? "", req.httpVersionMajor, req.headers)) {
+      serveUnary(unaryMethod, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse).catch((reason: unknown) => {
+        options.log.error("handler failed", { call: unaryMethod.method.name, error: reason instanceof Error ? reason.message : String(reason) });
+      });
       return;
     }
     const uReq = universalRequestFromNodeRequest(req as never, res as never, undefined, undefined);
@@ -66,6 +88,28 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
         });
       });
   };
+}
+
+/** The router, noting each unary method's implementation as a service is registered. */
+function recordingUnary(router: ConnectRouter, unary: Map<string, UnaryMethod>): ConnectRouter {
+  return {
+    get handlers() {
+      return router.handlers;
+    },
+    service(service, implementation, serviceOptions) {
+      const spec = createServiceImplSpec(service, implementation);
+      for (const method of Object.values(spec.methods)) {
+        if (method.kind !== "unary") continue;
+        unary.set(createMethodUrl("/", method.method), { service, method: method.method, impl: method.impl as UnaryMethod["impl"] });
+      }
+      router.service(service, implementation, serviceOptions);
+      return this;
+    },
+    rpc(method, implementation, methodOptions) {
+      router.rpc(method, implementation, methodOptions);
+      return this;
+    },
+  } as ConnectRouter;
 }
 
 /**
@@ -137,7 +181,7 @@ function messageCheck(req: UniversalServerRequest, enveloped: boolean, input: De
   return (flags, bytes) => {
     let message = bytes;
     if (enveloped ? (flags & 1) !== 0 : inflate !== null) {
-      if (inflate === null) throw malformed("the message is flagged compressed, but the request names no encoding (grpc-encoding)", call);
+      if (inflate === null) throw malformed(FLAGGED_COMPRESSED_WITHOUT_ENCODING, call);
       try {
         message = inflate(bytes, { maxOutputLength: max });
       } catch (error) {
@@ -145,12 +189,7 @@ function messageCheck(req: UniversalServerRequest, enveloped: boolean, input: De
         throw malformed(`the message does not decompress with ${encoding}`, call);
       }
     }
-    if (!binary) return;
-    try {
-      fromBinary(input, message);
-    } catch (error) {
-      throw malformed(`the request is not a valid ${input.typeName} message: ${error instanceof Error ? error.message : String(error)}`, call);
-    }
+    if (binary) decodeRequest(input, message, call);
   };
 }
 
@@ -213,20 +252,6 @@ class MessageSizeCounter {
     this.parts = [];
     this.check(this.enveloped ? this.flags : 0, parts.length === 1 ? parts[0] : Buffer.concat(parts));
   }
-}
-
-/** `size` null: a compressed message that decompresses to more than `max`. */
-function tooLarge(size: number | null, max: number, call: string): ConnectError {
-  return new ConnectError(
-    `the request message is ${size === null ? "once decompressed" : `${size} bytes,`} over this server's limit of ${max} bytes (MAX_MESSAGE_BYTES)`,
-    Code.ResourceExhausted,
-    undefined,
-    [errorInfo("MESSAGE_TOO_LARGE", { call, limit: String(max), ...(size === null ? {} : { size: String(size) }) })],
-  );
-}
-
-function malformed(message: string, call: string): ConnectError {
-  return new ConnectError(message, Code.InvalidArgument, undefined, [errorInfo("MALFORMED_MESSAGE", { call })]);
 }
 
 function isByteStream(body: unknown): body is AsyncIterable<Uint8Array> {
