@@ -49,6 +49,13 @@ const ROOT = join(import.meta.dirname, "..", "..");
 
 interface Plan extends Schedule {
   readonly mode: "full" | "quick" | "profile";
+  /**
+   * Before the first measured phase, the service and the ceiling each run
+   * C=16 lifecycles this long, unmeasured: the server's and the load
+   * generators' JIT settle (the C=16 windows still climbed 25 % within the
+   * phase without it), as they have in any server that has run a while.
+   */
+  readonly runWarmupMs: number;
   readonly concurrencies: readonly number[];
   readonly watchLoadConcurrency: number;
   readonly watcherCounts: readonly number[];
@@ -63,6 +70,7 @@ interface Plan extends Schedule {
 const PLANS: Record<Plan["mode"], Plan> = {
   full: {
     mode: "full",
+    runWarmupMs: 15_000,
     warmupMs: 3_000,
     measureMs: 10_000,
     rounds: 5,
@@ -78,6 +86,7 @@ const PLANS: Record<Plan["mode"], Plan> = {
   },
   quick: {
     mode: "quick",
+    runWarmupMs: 4_000,
     warmupMs: 800,
     measureMs: 2_000,
     rounds: 2,
@@ -93,6 +102,7 @@ const PLANS: Record<Plan["mode"], Plan> = {
   },
   profile: {
     mode: "profile",
+    runWarmupMs: 15_000,
     warmupMs: 3_000,
     measureMs: 15_000,
     rounds: 1,
@@ -204,6 +214,30 @@ class Bench {
     this.phases.push(result);
     progress(describePhase(result));
     return result;
+  }
+
+  /**
+   * Runs the service's load on each target, then (unless `serviceOnly`) the
+   * ceiling's, for `ms` each; nothing is measured but the events they write.
+   */
+  async warmUp(concurrency: number, ms: number, { serviceOnly = false, targets = [this.target] } = {}): Promise<void> {
+    if (ms <= 0) return;
+    progress(`warm-up: ${serviceOnly ? "" : "ceiling and "}${targets.length} server(s) at C=${concurrency}, ${ms / 1000} s each (not measured)`);
+    const recorder = new Recorder();
+    const loads = [];
+    for (const target of targets) loads.push(await createServiceLoad(target, concurrency, recorder));
+    if (!serviceOnly) loads.push(await createCeilingLoad(this.db.url, concurrency, recorder));
+    try {
+      for (const { load } of loads) {
+        load.resume();
+        await sleep(ms);
+        await load.pause();
+      }
+    } finally {
+      for (const load of loads) await load.close();
+    }
+    this.expectedEvents += recorder.allEvents;
+    for (const [msg, n] of recorder.errorMessages) this.errorMessages.set(`warm-up: ${msg}`, (this.errorMessages.get(`warm-up: ${msg}`) ?? 0) + n);
   }
 
   /** The ceiling and the service at one concurrency, in alternating windows. */
@@ -468,6 +502,7 @@ async function main(): Promise<void> {
     const bench = new Bench(plan, db, server, target);
     bench.expectedEvents += memory?.eventsCaused ?? 0;
 
+    await bench.warmUp(16, plan.runWarmupMs, { serviceOnly: plan.mode === "profile" });
     if (plan.mode === "profile") {
       await bench.service(16);
     } else {
@@ -539,6 +574,7 @@ async function compareServers(otherJobsctl: string, otherEnv: string, out: strin
     servers.push(b);
     progress(`A: ${JOBSCTL} (pid ${a.pid}); B: ${otherJobsctl} ${otherEnv} (pid ${b.pid})`);
     const bench = new Bench(plan, db, a, { address: a.address, token });
+    await bench.warmUp(16, plan.runWarmupMs, { serviceOnly: true, targets: [bench.target, { address: b.address, token }] });
     await bench.compare(b, { address: b.address, token }, 16);
     const [pa, pb] = bench.phases;
     const lines = [
@@ -666,7 +702,7 @@ function buildReport(
     },
     method: {
       unit: "events written per second = state changes: each lifecycle CreateJob → RunJob → CompleteJob writes 3 (CREATED, STARTED, COMPLETED); the ceiling runs the store's statements for the same lifecycles and counts the same 3",
-      schedule: `per phase ${plan.warmupMs / 1000} s warm-up, then ${plan.measureMs / 1000} s measured in ${plan.rounds} windows (${plan.rampMs / 1000} s ramp after each switch); ceiling and service windows alternate (A B B A …)`,
+      schedule: `first ${plan.runWarmupMs / 1000} s of the service's and ${plan.runWarmupMs / 1000} s of the ceiling's C=16 load, unmeasured; then per phase ${plan.warmupMs / 1000} s warm-up, then ${plan.measureMs / 1000} s measured in ${plan.rounds} windows (${plan.rampMs / 1000} s ramp after each switch); ceiling and service windows alternate (A B B A …)`,
       cpu: "utime+stime from /proc/<pid>/stat: server process; PostgreSQL = postmaster + every child (live, and exited via cutime/cstime); load generator = this process (process.cpuUsage); others = machine busy (/proc/stat) minus those",
       server: `${JOBSCTL} serve, LOG_LEVEL=warn, ${
         serverOverrides().length ? `from this environment: ${serverOverrides().join(" ")}, ` : ""
