@@ -27,7 +27,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "../log.js";
-import { createGrpcUnaryServer, isPlainGrpcUnary, type UnaryMethod } from "./grpc-unary.js";
+import { resetWithInternalError, createGrpcUnaryServer, isPlainGrpcUnary, type UnaryMethod } from "./grpc-unary.js";
 import { decodeRequest, FLAGGED_COMPRESSED_WITHOUT_ENCODING, malformed, tooLarge } from "./request-errors.js";
 
 export interface AdapterOptions {
@@ -72,9 +72,9 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
     }
     const unaryMethod = unary.get(path);
     if (unaryMethod !== undefined && isPlainGrpcUnary(req.method ?? "", req.httpVersionMajor, req.headers)) {
-      serveUnary(unaryMethod, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse).catch((reason: unknown) => {
-        options.log.error("handler failed", { call: unaryMethod.method.name, error: reason instanceof Error ? reason.message : String(reason) });
-      });
+      serveUnary(unaryMethod, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse).catch((reason: unknown) =>
+        failed(unaryMethod.method.name, reason, res),
+      );
       return;
     }
     const uReq = universalRequestFromNodeRequest(req as never, res as never, undefined, undefined);
@@ -82,12 +82,16 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
       .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
-        options.log.error("handler failed", {
-          call: handler.method.name,
-          error: reason instanceof Error ? reason.message : String(reason),
-        });
+        failed(handler.method.name, reason, res);
       });
   };
+
+  /** A call that could not be answered: logged, and ended now rather than left to the caller's deadline. */
+  function failed(call: string, reason: unknown, res: NodeResponse): void {
+    options.log.error("handler failed", { call, error: reason instanceof Error ? reason.message : String(reason) });
+    if ("stream" in res) resetWithInternalError(res);
+    else res.destroy();
+  }
 }
 
 /** The router, noting each unary method's implementation as a service is registered. */

@@ -15,7 +15,7 @@
 // (test/rpc/grpc-unary.test.ts compares the two). Everything else (streams,
 // gRPC-Web, the Connect protocol, JSON, compressed requests) goes to Connect.
 
-import type http2 from "node:http2";
+import http2 from "node:http2";
 import { create, type DescMessage, type DescMethodUnary, type DescService, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import {
   Code,
@@ -116,6 +116,16 @@ export function createGrpcUnaryServer(options: GrpcUnaryOptions): ServeUnary {
     if (body === null) res.end();
     else res.end(body);
   };
+}
+
+/**
+ * Ends a call whose serving failed outside the handler's reach (a header the
+ * response cannot carry, say) with RST_STREAM INTERNAL_ERROR, which gRPC
+ * clients report as INTERNAL, so that the caller is not left waiting for its
+ * deadline. The response's own headers may be what failed, so none are sent.
+ */
+export function resetWithInternalError(res: http2.Http2ServerResponse): void {
+  if (!res.stream.destroyed) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
 }
 
 /** The implementation wrapped in the interceptors, as Connect wraps it for each call. */

@@ -12,7 +12,13 @@ import http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import type { Interceptor } from "@connectrpc/connect";
+import { HealthCheckRequestSchema, Health } from "../../src/gen/grpc/health/v1/health_pb.js";
+import { createLogger } from "../../src/log.js";
+import { createRequestHandler } from "../../src/rpc/adapter.js";
 import { isPlainGrpcUnary } from "../../src/rpc/grpc-unary.js";
+import { createHealthService, HealthState } from "../../src/rpc/health.js";
+import { listen } from "../../src/rpc/listener.js";
 import {
   CreateJobRequestSchema,
   GetJobRequestSchema,
@@ -186,5 +192,54 @@ describe("which requests take the unary path", () => {
     expect(h2({})).toBe(false);
     expect(isPlainGrpcUnary("GET", 2, { "content-type": "application/grpc" })).toBe(false);
     expect(isPlainGrpcUnary("POST", 1, { "content-type": "application/grpc" })).toBe(false);
+  });
+});
+
+describe("a call whose answer cannot be written", () => {
+  test.each([
+    ["the unary gRPC path", "application/grpc"],
+    ["Connect (gRPC-Web)", "application/grpc-web+proto"],
+  ])("%s resets it INTERNAL_ERROR at once, not left to the caller's deadline, and serves on", async (_path, contentType) => {
+    // An interceptor that adds a header HTTP/2 forbids (transfer-encoding): writing the answer throws.
+    const lines: string[] = [];
+    const badHeader: Interceptor = (next) => async (req) => {
+      const res = await next(req);
+      if (req.header.get("x-test-break") === "1") res.header.set("transfer-encoding", "chunked");
+      return res;
+    };
+    const handler = createRequestHandler({
+      routes: (router) => router.service(Health, createHealthService(new HealthState())),
+      interceptors: [badHeader],
+      maxMessageBytes: MAX_MESSAGE_BYTES,
+      log: createLogger("error", (line) => lines.push(line)),
+    });
+    const listener = await listen(handler, { host: "127.0.0.1", port: 0 });
+    const health = http2.connect(`http://127.0.0.1:${listener.port}`);
+    try {
+      const check = (breakIt: boolean) =>
+        new Promise<{ rstCode: number | undefined; grpcStatus: string | undefined }>((resolve) => {
+          const stream = health.request({
+            ":method": "POST",
+            ":path": "/grpc.health.v1.Health/Check",
+            "content-type": contentType,
+            te: "trailers",
+            ...(breakIt ? { "x-test-break": "1" } : {}),
+          });
+          let grpcStatus: string | undefined;
+          stream.on("trailers", (t) => (grpcStatus = String(t["grpc-status"])));
+          // gRPC-Web carries its status in the body, after the message: flag 0x80, "grpc-status:0".
+          stream.on("data", (chunk: Buffer) => (grpcStatus ??= /grpc-status:\s*(\d+)/.exec(chunk.toString("latin1"))?.[1]));
+          stream.on("error", () => {});
+          stream.on("close", () => resolve({ rstCode: stream.rstCode, grpcStatus }));
+          stream.end(framed(HealthCheckRequestSchema, { service: "" }));
+        });
+      expect(await check(true)).toEqual({ rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR, grpcStatus: undefined });
+      expect(lines.join("\n")).toMatch(/handler failed/);
+      expect(await check(false)).toEqual({ rstCode: http2.constants.NGHTTP2_NO_ERROR, grpcStatus: "0" });
+    } finally {
+      health.close();
+      listener.drain();
+      listener.destroy();
+    }
   });
 });
