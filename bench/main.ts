@@ -86,7 +86,7 @@ const PLANS: Record<Plan["mode"], Plan> = {
   },
   quick: {
     mode: "quick",
-    runWarmupMs: 4_000,
+    runWarmupMs: 10_000,
     warmupMs: 800,
     measureMs: 2_000,
     rounds: 2,
