@@ -2,10 +2,10 @@
 // ones executors make at every job step, go to ./grpc-unary.ts, which serves
 // them with the same interceptors and implementations without Connect's
 // streaming pipeline. Everything else goes to Connect through connect-node's
-// adapter, plus the message size limit enforced as the body streams in, so an oversized
-// request is refused first (SPEC §4's order) with RESOURCE_EXHAUSTED and an
-// ErrorInfo like every other error. Connect's own readMaxBytes stays on as the
-// backstop for compressed messages (it measures them decompressed).
+// adapter, plus the message size limit enforced as the body streams in, so an
+// oversized request is refused first (SPEC §4's order) with RESOURCE_EXHAUSTED
+// and an ErrorInfo like every other error. Connect's own readMaxBytes stays on
+// as the backstop for compressed messages (it measures them decompressed).
 //
 // Binary request messages are also decoded once here (compressed ones
 // decompressed first): Connect reports a message that is not valid protobuf,
@@ -27,7 +27,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "../log.js";
-import { resetWithInternalError, createGrpcUnaryServer, isPlainGrpcUnary, type UnaryMethod } from "./grpc-unary.js";
+import { createGrpcUnaryServer, isPlainGrpcUnary, resetWithInternalError, type UnaryMethod } from "./grpc-unary.js";
 import { decodeRequest, FLAGGED_COMPRESSED_WITHOUT_ENCODING, malformed, tooLarge } from "./request-errors.js";
 
 export interface AdapterOptions {
@@ -47,6 +47,8 @@ type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
 export function createRequestHandler(options: AdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
+  // The unary gRPC path honours what is set here (interceptors, limit, compression):
+  // a router option added later (a shutdownSignal, a requestGate …) must reach it too.
   const router = createConnectRouter({
     interceptors: options.interceptors,
     readMaxBytes: options.maxMessageBytes,

@@ -9,7 +9,7 @@
 // (see the README's Performance section). A unary call is one message in and
 // one out, so here it is read whole, decoded, handed to the same interceptors
 // and the same service implementation, with a HandlerContext made by Connect's
-// own createHandlerContext, and answered with one write, closed by the
+// own createHandlerContext, and answered in one go, closed by the
 // trailers Connect's setTrailerStatus builds. It answers as Connect's gRPC
 // handler does, byte for byte in status, message and details
 // (test/rpc/grpc-unary.test.ts compares the two). Everything else (streams,
