@@ -168,6 +168,29 @@ describe("the unary gRPC path answers as Connect's gRPC handler does", () => {
     expect(unaryPath).toEqual(connect);
   });
 
+  test("a body that never ends is answered DEADLINE_EXCEEDED at the call's deadline, not held open", async () => {
+    const answer = await new Promise<Record<string, string>>((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/jobs.v1.JobService/GetJob",
+        "content-type": "application/grpc",
+        te: "trailers",
+        authorization: `Bearer ${server.tokens.service}`,
+        "grpc-timeout": "300m",
+      });
+      // The answer ends the server's side; the request side stays open, so the trailers are the end of it.
+      stream.on("trailers", (t) => {
+        resolve(plain(t));
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+      });
+      stream.on("data", () => {});
+      stream.on("error", reject);
+      // Half a message, and the request side left open.
+      stream.write(framed(GetJobRequestSchema, { jobId }).subarray(0, 10));
+    });
+    expect(answer["grpc-status"]).toBe("4");
+  });
+
   test("the server still serves after all of them", async () => {
     const { job } = await client.call("GetJob", { job_id: jobId });
     expect(job.id).toBe(jobId);
