@@ -67,7 +67,11 @@ export class MigrationFailed extends Error {
 
 /** Applies pending migrations; returns the names applied. */
 export async function migrate(orm: MikroORM, databaseUrl: string): Promise<string[]> {
-  const lockClient = new pg.Client({ connectionString: databaseUrl, application_name: "jobs-migrate" });
+  // Connecting gives up when the pool's connections would (DB_ACQUIRE_TIMEOUT_MS): a host that
+  // takes the connection and never answers would otherwise hold start-up forever. Taking the
+  // lock may wait as long as another replica's migration runs.
+  const { connectionTimeoutMillis } = orm.config.get("driverOptions") as { connectionTimeoutMillis?: number };
+  const lockClient = new pg.Client({ connectionString: databaseUrl, application_name: "jobs-migrate", connectionTimeoutMillis });
   await lockClient.connect();
   let running = "";
   const onMigrating = ({ name }: { name: string }) => {

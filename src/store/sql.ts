@@ -38,7 +38,7 @@ export function isConnectionError(error: unknown): boolean {
   if (typeof code === "string" && (CONNECTION_ERROR_CODES.has(code) || UNAVAILABLE_SQLSTATES.test(code))) return true;
   return (
     typeof message === "string" &&
-    /timeout exceeded when trying to connect|Query read timeout|Connection terminated|connection is closed|Client has encountered a connection error|terminating connection/i.test(
+    /timeout exceeded when trying to connect|timeout expired|Query read timeout|Connection terminated|connection is closed|Client has encountered a connection error|terminating connection/i.test(
       message,
     )
   );

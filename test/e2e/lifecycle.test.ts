@@ -3,7 +3,7 @@
 // that cannot succeed exits non-zero with one line saying what to do.
 
 import { randomBytes } from "node:crypto";
-import { createServer, type Server } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import pg from "pg";
 import { jobsClient, type Msg, reader } from "../support/grpc.js";
@@ -117,6 +117,25 @@ describe("a start that fails exits non-zero with one line saying what to do", ()
       line: `jobsctl serve: cannot reach PostgreSQL at 127.0.0.1:${closed} (ECONNREFUSED): start it or fix DATABASE_URL`,
     });
     expect(output).not.toContain(password);
+  });
+
+  test("PostgreSQL takes the connection and never answers: exit 6 after DB_ACQUIRE_TIMEOUT_MS, not a hang", async () => {
+    // A host that completes TCP handshakes and then stays silent (a hung server, a half-dead proxy).
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    const port = (silent.address() as { port: number }).port;
+    try {
+      // MIGRATE_ON_START is on by default: the migration's own connection must give up in time too.
+      const { code, line } = await serveFails({ DATABASE_URL: `postgresql://jobs:pw@127.0.0.1:${port}/jobs`, DB_ACQUIRE_TIMEOUT_MS: "1500" });
+      expect({ code, line }).toEqual({
+        code: 6,
+        line: `jobsctl serve: cannot reach PostgreSQL at 127.0.0.1:${port} (no answer in time): start it or fix DATABASE_URL`,
+      });
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   test("a migration fails: it is named, with the database's reason and what to do", async () => {
