@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Authenticator } from "./auth/authenticator.js";
+import { StreamTokens } from "./auth/stream-tokens.js";
 import { generateSecret, hashSecret } from "./auth/tokens.js";
 import type { Config } from "./config.js";
 import { EventHub } from "./events/hub.js";
@@ -169,6 +170,9 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     metrics.watchStreams(() => ({ WatchJob: hub.size - hub.filteredSize, WatchJobs: hub.filteredSize }));
     metrics.databaseUp(() => probe.state === "up");
     const tokens = new TokenStore(orm);
+    // Streams re-check their tokens as often as calls' lookups expire (at least every second).
+    const streamTokens = new StreamTokens(tokens, Math.max(1, config.tokenCacheSeconds) * 1000, log);
+    cleanups.unshift(async () => streamTokens.stop());
 
     const devToken = (options.devToken ?? embedded !== null) ? await developmentToken(tokens, config.dataDir) : null;
 
@@ -194,6 +198,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
           watchBufferEvents: config.watchBufferEvents,
           watchSetupSlots: Math.max(2, Math.floor(config.dbPoolSize / 2)),
           drainSignal: drain.signal,
+          streamTokens,
         }),
       );
       router.service(Health, createHealthService(health, drain.signal));

@@ -66,7 +66,7 @@ export const VARIABLES = {
   DB_POOL_SIZE: ["20", "Pooled database connections per process (each process also holds one for LISTEN and one for the health probe)."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
   METRICS_PORT: ["", "Serve Prometheus metrics at http://HOST:METRICS_PORT/metrics (plain HTTP). Unset: off."],
-  TOKEN_CACHE_SECONDS: ["2", "How long a token lookup is cached; a revoked token stops working within this."],
+  TOKEN_CACHE_SECONDS: ["2", "How long a token lookup is cached; a revoked token stops working within this (its open watch streams end within this, or 1 s if 0)."],
   SHUTDOWN_TIMEOUT_SECONDS: ["30", "On SIGTERM, the longest wait for in-flight calls."],
   RETENTION_DAYS: ["", "Delete finished jobs (and their events) this many days after they finished. Unset: keep forever."],
   RETENTION_INTERVAL_SECONDS: ["60", "How often the retention sweep runs."],

@@ -11,11 +11,12 @@
 import type { EventRecord } from "../domain/job.js";
 import type { FilteredSink } from "./hub.js";
 
-export type Next = { kind: "event"; event: EventRecord } | { kind: "idle" } | { kind: "overflow" } | { kind: "closed" };
+export type Next = { kind: "event"; event: EventRecord } | { kind: "idle" } | { kind: "overflow" } | { kind: "closed" } | { kind: "revoked" };
 
 const IDLE: Next = { kind: "idle" };
 const OVERFLOW: Next = { kind: "overflow" };
 const CLOSED: Next = { kind: "closed" };
+const REVOKED: Next = { kind: "revoked" };
 /** The empty buffer, shared: never pushed to (push replaces it first). */
 const NONE: EventRecord[] = [];
 const everything = () => true;
@@ -25,6 +26,7 @@ export class WatchQueue implements FilteredSink {
   private buffer: EventRecord[] = NONE;
   private overflowed = false;
   private closed = false;
+  private revoked = false;
   /** True while one publish pass is pushing (reset at the next microtask). */
   private inBatch = false;
   /** The pending next(), while there is one, and the clock it waits on. */
@@ -70,12 +72,19 @@ export class WatchQueue implements FilteredSink {
     this.wake();
   }
 
+  /** Ends the stream because the token it was opened with has been revoked: next() says "revoked", before any event still buffered. */
+  revoke(): void {
+    this.revoked = true;
+    this.buffer = NONE;
+    this.close();
+  }
+
   /** As an abort listener (EventTarget calls handleEvent): a stream closes its queue on abort with no closure of its own. */
   handleEvent(): void {
     this.close();
   }
 
-  /** The next event; "idle" once `clock`'s interval passes without one; "closed" after close(). */
+  /** The next event; "idle" once `clock`'s interval passes without one; "closed" after close(); "revoked" after revoke(). */
   next(clock: IdleClock): Promise<Next> {
     const ready = this.take();
     if (ready) return Promise.resolve(ready);
@@ -100,6 +109,7 @@ export class WatchQueue implements FilteredSink {
   }
 
   private take(): Next | null {
+    if (this.revoked) return REVOKED;
     if (this.overflowed) return OVERFLOW;
     if (this.buffer.length > 0) {
       const event = this.buffer.shift() as EventRecord;

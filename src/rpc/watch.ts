@@ -8,7 +8,8 @@
 
 import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { RevisionOutOfRange, Unavailable } from "../domain/errors.js";
+import type { StreamTokens } from "../auth/stream-tokens.js";
+import { RevisionOutOfRange, Unauthenticated, Unavailable } from "../domain/errors.js";
 import type { EventRecord, JobRecord } from "../domain/job.js";
 import { FINAL_STATES, FINISHED_STATES, type JobStateName } from "../domain/states.js";
 import type { EventHub } from "../events/hub.js";
@@ -37,6 +38,8 @@ export interface WatchDeps {
   readonly drainSignal?: AbortSignal;
   /** How many streams may read their replay or snapshot at once (see admission.ts). */
   readonly watchSetupSlots?: number;
+  /** Ends the streams of a token once it is revoked. */
+  readonly streamTokens?: StreamTokens;
 }
 
 const REPLAY_PAGE = 500;
@@ -52,15 +55,20 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
   deps.drainSignal?.addEventListener("abort", () => {
     for (const queue of open) queue.close();
   });
-  /** Ends the queue's next() with "closed" when the client leaves or the server drains (until unfollow). */
+  /**
+   * Ends the queue's next() with "closed" when the client leaves or the server
+   * drains, and with "revoked" when the caller's token is revoked (until unfollow).
+   */
   const follow = (queue: WatchQueue, ctx: HandlerContext) => {
     if (ctx.signal.aborted || deps.drainSignal?.aborted) queue.close();
     ctx.signal.addEventListener("abort", queue, { once: true });
     open.add(queue);
+    deps.streamTokens?.add(callerOf(ctx).tokenId, queue);
   };
   const unfollow = (queue: WatchQueue, ctx: HandlerContext) => {
     ctx.signal.removeEventListener("abort", queue);
     open.delete(queue);
+    deps.streamTokens?.delete(callerOf(ctx).tokenId, queue);
   };
   const heartbeat = (revision: number) =>
     create(HeartbeatSchema, { revision: BigInt(revision), sentAt: timestampFromMicros(Date.now() * 1000) });
@@ -190,7 +198,6 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
   };
 }
 
-/** Why a live stream stops: the client left (returns quietly), the server drains, or the client fell behind. */
 const NO_EVENTS: readonly EventRecord[] = [];
 
 function eventResponse(event: EventRecord) {
@@ -207,7 +214,11 @@ async function* fromLog(store: JobStore, jobId: string, after: number, upTo: num
   }
 }
 
-function endOfStream(kind: "overflow" | "closed", drain: AbortSignal | undefined, resume: string): Error | null {
+/** Why a live stream stops: the client left (returns quietly), the server drains, the client fell behind, or its token was revoked. */
+function endOfStream(kind: "overflow" | "closed" | "revoked", drain: AbortSignal | undefined, resume: string): Error | null {
+  if (kind === "revoked") {
+    return new Unauthenticated("INVALID_TOKEN", "the bearer token this stream was opened with has been revoked");
+  }
   if (kind === "overflow") {
     return new Unavailable(
       "WATCH_LAGGING",

@@ -46,6 +46,14 @@ export class TokenStore {
     return row ? toInfo(row) : null;
   }
 
+  /** Which of these token ids are live (not revoked): one query, however many. */
+  async liveIds(ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const em = this.orm.em.fork();
+    const rows = await guard(em.find(TokenEntity, { id: { $in: [...ids] }, revokedAt: null }, { fields: ["id"] }));
+    return new Set(rows.map((row) => row.id));
+  }
+
   async list(): Promise<TokenInfo[]> {
     const em = this.orm.em.fork();
     const rows = await guard(em.find(TokenEntity, {}, { orderBy: { createdAt: "asc" } }));

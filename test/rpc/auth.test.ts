@@ -11,8 +11,9 @@ import { Authenticator } from "../../src/auth/authenticator.js";
 import { generateSecret } from "../../src/auth/tokens.js";
 import { attempt, bearer, eventually, failure, success } from "../support/auth-calls.js";
 import { reportFigures } from "../support/figures.js";
-import { jobsClient, type JobsClient, type Msg, type RpcError } from "../support/grpc.js";
+import { jobsClient, type JobsClient, type Msg, reader, type RpcError } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
+import { eventsOf, readToEnd, readUntil } from "../support/watching.js";
 
 let server: TestServer;
 let client: JobsClient;
@@ -351,6 +352,35 @@ describe("revoking a token", () => {
       replicaClient.close();
       await replica.stop();
     }
+  });
+});
+
+describe("revoking a token with open streams", () => {
+  test("its WatchJob and WatchJobs streams end UNAUTHENTICATED (INVALID_TOKEN) within 5 s; another token's stream goes on", async () => {
+    const revoked = await server.issueToken({ type: "service", name: "watcher-revoked" }, ["jobs:read"]);
+    const kept = await server.issueToken({ type: "service", name: "watcher-kept" }, ["jobs:read"]);
+    usedSecrets.add(revoked.secret).add(kept.secret);
+    const { job } = await client.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: FOREIGN_COMPANY });
+    const watchJob = reader(client.stream("WatchJob", { job_id: job.id }, revoked.secret));
+    const watchJobs = reader(client.stream("WatchJobs", {}, revoked.secret));
+    const otherStream = client.stream("WatchJob", { job_id: job.id }, kept.secret);
+    const other = reader(otherStream);
+    // Each stream is live: WatchJob has replayed CREATED, WatchJobs has sent its snapshot.
+    for (const r of [watchJob, other]) await readUntil(r, (m) => m.kind === "event");
+    await readUntil(watchJobs, (m) => m.kind === "synced");
+
+    expect(await server.app.tokens.revoke(revoked.id)).toBe(true);
+    // SPEC §6: within 5 s; the margin covers the check's own query.
+    const ends = await Promise.all([readToEnd(watchJob, 6_000), readToEnd(watchJobs, 6_000)]);
+    for (const end of ends) {
+      expect(end.error?.code).toBe(status.UNAUTHENTICATED);
+      expectErrorInfo(end.error as RpcError, "INVALID_TOKEN", end === ends[0] ? "WatchJob" : "WatchJobs");
+    }
+    // The other token's stream outlived that check, and still delivers.
+    await client.call("RunJob", { job_id: job.id, executor_id: "after-revocation" });
+    const [started] = eventsOf(await readUntil(other, (m) => m.kind === "event", 6_000));
+    expect(started.to_state).toBe("JOB_STATE_RUNNING");
+    otherStream.cancel();
   });
 });
 
