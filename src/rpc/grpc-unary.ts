@@ -26,7 +26,7 @@ import {
   type UnaryRequest,
   type UnaryResponse,
 } from "@connectrpc/connect";
-import { type Compression, compressionNegotiate } from "@connectrpc/connect/protocol";
+import { type Compression, compressedFlag, compressionNegotiate, encodeEnvelope } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { decodeRequest, FLAGGED_COMPRESSED_WITHOUT_ENCODING, malformed, tooLarge } from "./request-errors.js";
 
@@ -191,6 +191,8 @@ function readBody(req: http2.Http2ServerRequest, signal: AbortSignal, max: numbe
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
+    /** The first envelope's announced length, once its 5-byte header is in. */
+    let announced = -1;
     const finish = (error: unknown, body?: Uint8Array) => {
       req.off("data", onData);
       req.off("end", onEnd);
@@ -203,10 +205,11 @@ function readBody(req: http2.Http2ServerRequest, signal: AbortSignal, max: numbe
       size += chunk.byteLength;
       parts.push(chunk);
       if (size < 5) return;
-      const head = parts.length === 1 ? chunk : Buffer.concat(parts);
-      const length = head.readUInt32BE(1);
-      if (length > max) finish(tooLarge(length, max, call));
-      else if (size > 5 + max) finish(tooLarge(size - 5, max, call));
+      if (announced < 0) {
+        announced = (parts.length === 1 ? chunk : Buffer.concat(parts)).readUInt32BE(1);
+        if (announced > max) return finish(tooLarge(announced, max, call));
+      }
+      if (size > 5 + max) finish(tooLarge(size - 5, max, call));
     };
     const onEnd = () => finish(null, parts.length === 1 ? parts[0] : Buffer.concat(parts));
     const onError = (error: Error) => finish(new ConnectError(`the request body could not be read: ${error.message}`, Code.Canceled));
@@ -249,15 +252,6 @@ function incompleteEnvelope(): ConnectError {
 
 /** The response message behind gRPC's 5-byte prefix, compressed when it is large and the client accepts an encoding. */
 async function envelope(message: Uint8Array, compression: Compression | null, compressMinBytes: number): Promise<Uint8Array> {
-  let bytes = message;
-  let flags = 0;
-  if (compression !== null && message.byteLength >= compressMinBytes) {
-    bytes = await compression.compress(message);
-    flags = 1;
-  }
-  const out = Buffer.allocUnsafe(5 + bytes.byteLength);
-  out[0] = flags;
-  out.writeUInt32BE(bytes.byteLength, 1);
-  out.set(bytes, 5);
-  return out;
+  if (compression === null || message.byteLength < compressMinBytes) return encodeEnvelope(0, message);
+  return encodeEnvelope(compressedFlag, await compression.compress(message));
 }
