@@ -187,9 +187,14 @@ class Bench {
     this.meters = { serverPid: server.pid, postmasterPid: db.postmasterPid };
   }
 
+  /** Adds a phase's error messages (and how often each came) to the run's. */
+  private countErrors(messages: ReadonlyMap<string, number>, prefix = ""): void {
+    for (const [msg, n] of messages) this.errorMessages.set(prefix + msg, (this.errorMessages.get(prefix + msg) ?? 0) + n);
+  }
+
   private result(m: Measured, recorder: Recorder, kind: PhaseResult["kind"], concurrency: number, extra: Partial<PhaseResult> = {}): PhaseResult {
     this.expectedEvents += recorder.allEvents;
-    for (const [msg, n] of recorder.errorMessages) this.errorMessages.set(msg, (this.errorMessages.get(msg) ?? 0) + n);
+    this.countErrors(recorder.errorMessages);
     const perEvent = (us: number | null) => (us === null || m.events === 0 ? null : Math.round(us / m.events));
     const cores = (us: number) => round(us / 1e6 / m.seconds, 2);
     const latency: Record<string, LatencySummary> = {};
@@ -246,7 +251,7 @@ class Bench {
       for (const load of loads) await load.close();
     }
     this.expectedEvents += recorder.allEvents;
-    for (const [msg, n] of recorder.errorMessages) this.errorMessages.set(`warm-up: ${msg}`, (this.errorMessages.get(`warm-up: ${msg}`) ?? 0) + n);
+    this.countErrors(recorder.errorMessages, "warm-up: ");
   }
 
   /** The ceiling and the service at one concurrency, in alternating windows. */
@@ -350,7 +355,7 @@ class Bench {
       measured.forEach((m, i) => {
         const { watchers, probe, pool, problems, recorder } = parts[i];
         this.expectedEvents += probe.setupEvents;
-        for (const [msg, n] of problems.messages) this.errorMessages.set(`watch: ${msg}`, (this.errorMessages.get(`watch: ${msg}`) ?? 0) + n);
+        this.countErrors(problems.messages, "watch: ");
         this.result(m, recorder, "watch", concurrency, {
           watchers,
           delivery:
