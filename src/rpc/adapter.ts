@@ -17,7 +17,7 @@
 import type http from "node:http";
 import type http2 from "node:http2";
 import { brotliDecompressSync, gunzipSync } from "node:zlib";
-import type { DescMessage } from "@bufbuild/protobuf";
+import { type DescMessage, type DescMethod, fromJsonString } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, createConnectRouter, createServiceImplSpec, type Interceptor } from "@connectrpc/connect";
 import { createMethodUrl, type UniversalServerRequest } from "@connectrpc/connect/protocol";
 import {
@@ -27,8 +27,18 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "../log.js";
+import { errorInfo } from "./interceptors.js";
 import { createGrpcUnaryServer, isPlainGrpcUnary, resetWithInternalError, type UnaryMethod } from "./grpc-unary.js";
-import { decodeRequest, FLAGGED_COMPRESSED_WITHOUT_ENCODING, malformed, tooLarge } from "./request-errors.js";
+import {
+  decodeRequest,
+  extraMessage,
+  FLAGGED_COMPRESSED_WITHOUT_ENCODING,
+  incompleteEnvelope,
+  malformed,
+  missingMessage,
+  type SingleMessageKind,
+  tooLarge,
+} from "./request-errors.js";
 
 export interface AdapterOptions {
   readonly routes: (router: ConnectRouter) => void;
@@ -80,7 +90,7 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
       return;
     }
     const uReq = universalRequestFromNodeRequest(req as never, res as never, undefined, undefined);
-    handler(checkBody(uReq, options.maxMessageBytes, handler.method.name, handler.method.input))
+    handler(checkBody(uReq, options.maxMessageBytes, handler.method))
       .then((uRes) => universalResponseToNodeResponse(uRes, res as never))
       .catch((reason: unknown) => {
         if (ConnectError.from(reason).code === Code.Aborted) return;
@@ -122,12 +132,16 @@ function recordingUnary(router: ConnectRouter, unary: Map<string, UnaryMethod>):
  * Counts request message bytes as they arrive: per envelope for the enveloped
  * protocols (gRPC, gRPC-Web, Connect streaming: 1 flag byte + 4 length bytes
  * before each message), the whole body otherwise (Connect unary). Binary
- * messages are decoded as they complete (see the top of this file). A plain
- * iterator, not an async generator: it wraps every request on the hot path.
+ * messages are decoded as they complete (see the top of this file), and an
+ * enveloped body must hold whole envelopes and, for a method that takes one
+ * message, exactly one: Connect refuses such bodies too, but without an
+ * ErrorInfo. A plain iterator, not an async generator: it wraps every request
+ * on the hot path.
  */
-function checkBody(req: UniversalServerRequest, max: number, call: string, input: DescMessage): UniversalServerRequest {
+function checkBody(req: UniversalServerRequest, max: number, method: DescMethod): UniversalServerRequest {
   const body = req.body;
   if (!isByteStream(body)) return req;
+  const call = method.name;
   const contentType = req.header.get("content-type") ?? "";
   const enveloped = /^application\/(grpc|connect\+)/.test(contentType);
   if (!enveloped) {
@@ -135,7 +149,10 @@ function checkBody(req: UniversalServerRequest, max: number, call: string, input
     // ErrorInfo; counting the body below refuses it the same, with one.
     req.header.delete("content-length");
   }
-  let counter: MessageSizeCounter | null = new MessageSizeCounter(enveloped, max, messageCheck(req, enveloped, input, max, call));
+  const refused = unknownEncoding(req, enveloped, call);
+  if (refused !== null) return { ...req, body: failing(refused) };
+  const single = SINGLE_MESSAGE[method.methodKind] ?? null;
+  let counter: MessageSizeCounter | null = new MessageSizeCounter(enveloped, max, call, single, messageCheck(req, enveloped, method.input, max, call));
   const limited: AsyncIterable<Uint8Array> = {
     [Symbol.asyncIterator]() {
       let source: AsyncIterator<Uint8Array> | null = body[Symbol.asyncIterator]();
@@ -161,10 +178,18 @@ function checkBody(req: UniversalServerRequest, max: number, call: string, input
   return { ...req, body: limited };
 }
 
+/** A body whose first read fails with `error`. */
+function failing(error: ConnectError): AsyncIterable<Uint8Array> {
+  return { [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(error) }) };
+}
+
+const SINGLE_MESSAGE: Partial<Record<DescMethod["methodKind"], SingleMessageKind>> = { unary: "unary", server_streaming: "server-streaming" };
+
 /** Throws if a request message (its envelope flags and bytes) does not decompress, or is not valid protobuf. */
 type MessageCheck = (flags: number, bytes: Uint8Array) => void;
 
 const BINARY_CONTENT_TYPE = /^application\/(grpc(-web)?(\+proto)?|proto|connect\+proto)\s*(;|$)/i;
+const JSON_CONTENT_TYPE = /^application\/(grpc(-web)?\+json|json|connect\+json)\s*(;|$)/i;
 
 /** The encodings the router accepts (compressionGzip, compressionBrotli), as zlib calls bounded by an output size. */
 const INFLATE: Record<string, ((bytes: Uint8Array, options: { maxOutputLength: number }) => Uint8Array) | null> = {
@@ -173,16 +198,46 @@ const INFLATE: Record<string, ((bytes: Uint8Array, options: { maxOutputLength: n
   br: brotliDecompressSync,
 };
 
+/** The header naming the request's encoding, for each protocol, and the one naming the encodings accepted. */
+function encodingHeaders(enveloped: boolean, header: Headers): { encoding: string; accept: string } {
+  if (!enveloped) return { encoding: "content-encoding", accept: "accept-encoding" };
+  return header.has("connect-content-encoding")
+    ? { encoding: "connect-content-encoding", accept: "connect-accept-encoding" }
+    : { encoding: "grpc-encoding", accept: "grpc-accept-encoding" };
+}
+
 /**
- * The check for a request: binary messages are decoded, compressed ones (JSON
- * too) decompressed; null where Connect's own answer is already right (plain
- * JSON: INVALID_ARGUMENT; an encoding it lacks: UNIMPLEMENTED).
+ * An encoding the router lacks: Connect refuses it (UNIMPLEMENTED, naming
+ * the ones it has) before reading the body, without an ErrorInfo. The same
+ * refusal, with one, then comes from the body instead, and the header goes,
+ * so that Connect reads it.
+ */
+function unknownEncoding(req: UniversalServerRequest, enveloped: boolean, call: string): ConnectError | null {
+  const names = encodingHeaders(enveloped, req.header);
+  const requested = req.header.get(names.encoding);
+  if (requested === null || requested === "" || Object.hasOwn(INFLATE, requested)) return null;
+  req.header.delete(names.encoding);
+  const supported = COMPRESSIONS.map((c) => c.name).join(",");
+  return new ConnectError(
+    `unknown compression "${requested}": supported encodings are ${supported}`,
+    Code.Unimplemented,
+    { [names.accept]: supported },
+    [errorInfo("UNSUPPORTED_ENCODING", { call })],
+  );
+}
+
+/**
+ * The check for a request: binary messages are decoded, JSON ones parsed,
+ * compressed ones decompressed first. Connect would refuse the same messages,
+ * but without an ErrorInfo, and binary ones as INTERNAL.
  */
 function messageCheck(req: UniversalServerRequest, enveloped: boolean, input: DescMessage, max: number, call: string): MessageCheck | null {
-  const binary = BINARY_CONTENT_TYPE.test(req.header.get("content-type") ?? "");
-  const header = enveloped ? (req.header.get("grpc-encoding") ?? req.header.get("connect-content-encoding")) : req.header.get("content-encoding");
+  const contentType = req.header.get("content-type") ?? "";
+  const binary = BINARY_CONTENT_TYPE.test(contentType);
+  if (!binary && !JSON_CONTENT_TYPE.test(contentType)) return null;
+  const header = req.header.get(encodingHeaders(enveloped, req.header).encoding);
   const encoding = header === null || header === "" ? "identity" : header;
-  if (!Object.hasOwn(INFLATE, encoding) || (!binary && encoding === "identity")) return null;
+  if (!Object.hasOwn(INFLATE, encoding)) return null;
   const inflate = INFLATE[encoding];
   return (flags, bytes) => {
     let message = bytes;
@@ -196,7 +251,17 @@ function messageCheck(req: UniversalServerRequest, enveloped: boolean, input: De
       }
     }
     if (binary) decodeRequest(input, message, call);
+    else decodeJsonRequest(input, message, call);
   };
+}
+
+/** Parses a JSON request as Connect will (unknown fields ignored), refusing it with Connect's words and an ErrorInfo. */
+function decodeJsonRequest(input: DescMessage, bytes: Uint8Array, call: string): void {
+  try {
+    fromJsonString(input, new TextDecoder().decode(bytes), { ignoreUnknownFields: true });
+  } catch (error) {
+    throw malformed(error instanceof Error ? error.message : String(error), call);
+  }
 }
 
 class MessageSizeCounter {
@@ -208,10 +273,14 @@ class MessageSizeCounter {
   private flags = 0;
   /** The current message's bytes so far, kept only when there is a check to run on it. */
   private parts: Uint8Array[] = [];
+  private messages = 0;
 
   constructor(
     private readonly enveloped: boolean,
     private readonly max: number,
+    private readonly call: string,
+    /** Set when the method takes exactly one message. */
+    private readonly single: SingleMessageKind | null,
     private readonly check: MessageCheck | null,
   ) {}
 
@@ -247,16 +316,21 @@ class MessageSizeCounter {
     return 0;
   }
 
-  /** The body ended: an unenveloped body is one whole message. */
+  /** The body ended: an unenveloped body is one whole message; an enveloped one must end between envelopes. */
   end(): void {
-    if (!this.enveloped) this.completed();
+    if (!this.enveloped) return this.completed();
+    if (this.headerRead > 0 || this.remaining > 0) throw incompleteEnvelope(this.call);
+    if (this.single !== null && this.messages === 0) throw missingMessage(this.single, this.call);
   }
 
+  /** A message is complete: checked first, then counted (the order of the unary gRPC path). */
   private completed(): void {
-    if (!this.check) return;
-    const parts = this.parts;
-    this.parts = [];
-    this.check(this.enveloped ? this.flags : 0, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    if (this.check) {
+      const parts = this.parts;
+      this.parts = [];
+      this.check(this.enveloped ? this.flags : 0, parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    }
+    if (++this.messages > 1 && this.single !== null && this.enveloped) throw extraMessage(this.single, this.call);
   }
 }
 

@@ -28,7 +28,15 @@ import {
 } from "@connectrpc/connect";
 import { type Compression, compressedFlag, compressionNegotiate, encodeEnvelope } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { decodeRequest, FLAGGED_COMPRESSED_WITHOUT_ENCODING, malformed, tooLarge } from "./request-errors.js";
+import {
+  decodeRequest,
+  extraMessage,
+  FLAGGED_COMPRESSED_WITHOUT_ENCODING,
+  incompleteEnvelope,
+  malformed,
+  missingMessage,
+  tooLarge,
+} from "./request-errors.js";
 
 /** A unary method and its implementation, as registered with the router. */
 export interface UnaryMethod {
@@ -232,22 +240,18 @@ function singleMessage<Desc extends DescMessage>(input: Desc, body: Uint8Array, 
   let offset = 0;
   let first: MessageShape<Desc> | null = null;
   while (offset < body.byteLength) {
-    if (body.byteLength - offset < 5) throw incompleteEnvelope();
+    if (body.byteLength - offset < 5) throw incompleteEnvelope(call);
     const length = ((body[offset + 1] << 24) >>> 0) + (body[offset + 2] << 16) + (body[offset + 3] << 8) + body[offset + 4];
     const end = offset + 5 + length;
-    if (end > body.byteLength) throw incompleteEnvelope();
+    if (end > body.byteLength) throw incompleteEnvelope(call);
     if ((body[offset] & 1) !== 0) throw malformed(FLAGGED_COMPRESSED_WITHOUT_ENCODING, call);
     const message = decodeRequest(input, body.subarray(offset + 5, end), call);
-    if (first !== null) throw new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented);
+    if (first !== null) throw extraMessage("unary", call);
     first = message;
     offset = end;
   }
-  if (first === null) throw new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented);
+  if (first === null) throw missingMessage("unary", call);
   return first;
-}
-
-function incompleteEnvelope(): ConnectError {
-  return new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument);
 }
 
 /** The response message behind gRPC's 5-byte prefix, compressed when it is large and the client accepts an encoding. */

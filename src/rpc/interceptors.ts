@@ -222,11 +222,33 @@ export function errorInterceptor(log: Logger): Interceptor {
 export function authInterceptor(authenticator: Authenticator): Interceptor {
   return (next) => async (req) => {
     if (req.service.typeName !== JobService.typeName) return next(req);
+    // SPEC §4 checks the message size before the token. A unary call's message
+    // is read before any interceptor runs; a stream's is read on demand, so
+    // the watch streams' one message is read here first, which refuses an
+    // oversized (or malformed) one as a unary call's would be.
+    if (req.stream && req.method.methodKind === "server_streaming") req = { ...req, message: await readAhead(req.message) };
     const caller = await authenticator.authenticate(req.header.get("authorization"));
     // Known before the scope check, so that a refused call's log line names who was refused.
     req.contextValues.set(callerKey, caller);
     requireScope(caller, scopeFor(req.method.name), req.method.name);
     return next(req);
+  };
+}
+
+/** Reads the first item of `source` now; the result yields it, then the rest of `source`. */
+async function readAhead<T>(source: AsyncIterable<T>): Promise<AsyncIterable<T>> {
+  const iterator = source[Symbol.asyncIterator]();
+  let first: IteratorResult<T> | null = await iterator.next();
+  return {
+    [Symbol.asyncIterator]: () => ({
+      next: () => {
+        if (first === null) return iterator.next();
+        const result = first;
+        first = null;
+        return Promise.resolve(result);
+      },
+      return: (value?: unknown) => iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined as never }),
+    }),
   };
 }
 

@@ -1,7 +1,9 @@
 // The errors a request earns before any handler sees it, built alike by the
 // Connect adapter's body check and by the unary gRPC path: the message is too
-// large (RESOURCE_EXHAUSTED) or is not a message of the method's input type
-// (INVALID_ARGUMENT), each with an ErrorInfo like every other error.
+// large (RESOURCE_EXHAUSTED), is not a message of the method's input type
+// (INVALID_ARGUMENT), or the body does not hold exactly the one message the
+// method takes (Connect's codes and wording), each with an ErrorInfo like
+// every other error.
 
 import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -30,4 +32,24 @@ export function decodeRequest<Desc extends DescMessage>(input: Desc, bytes: Uint
   } catch (error) {
     throw malformed(`the request is not a valid ${input.typeName} message: ${error instanceof Error ? error.message : String(error)}`, call);
   }
+}
+
+/** "unary" or "server-streaming": the methods that take exactly one request message. */
+export type SingleMessageKind = "unary" | "server-streaming";
+
+/** The body ended inside an envelope (its 5-byte header or its message). */
+export function incompleteEnvelope(call: string): ConnectError {
+  return new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument, undefined, [errorInfo("MALFORMED_MESSAGE", { call })]);
+}
+
+export function missingMessage(kind: SingleMessageKind, call: string): ConnectError {
+  return new ConnectError(`protocol error: missing input message for ${kind} method`, Code.Unimplemented, undefined, [
+    errorInfo("MALFORMED_MESSAGE", { call }),
+  ]);
+}
+
+export function extraMessage(kind: SingleMessageKind, call: string): ConnectError {
+  return new ConnectError(`protocol error: received extra input message for ${kind} method`, Code.Unimplemented, undefined, [
+    errorInfo("MALFORMED_MESSAGE", { call }),
+  ]);
 }

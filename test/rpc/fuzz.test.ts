@@ -70,16 +70,12 @@ const ALLOWED: Record<string, readonly string[]> = {
   WatchJobs: EVERY_RPC,
 };
 /**
- * Where Connect itself decides, before the service sees a message: a body
- * whose gRPC framing lies (no message, two, one cut short) is UNIMPLEMENTED
- * ("missing/extra input message") or INVALID_ARGUMENT ("incomplete
- * envelope"), an encoding the server lacks is UNIMPLEMENTED, and JSON that
- * does not decode is INVALID_ARGUMENT. Those answers come from the protocol
- * layer, for unary calls before any interceptor, so they carry Connect's
- * message and no ErrorInfo; every other error must.
+ * A body whose gRPC framing lies (no message, two, one cut short) is
+ * UNIMPLEMENTED ("missing/extra input message") or INVALID_ARGUMENT
+ * ("incomplete envelope"), as Connect answers it; with an ErrorInfo, like
+ * every other error.
  */
 const FRAMING_CODES = ["UNIMPLEMENTED", "INVALID_ARGUMENT"];
-const CONNECT_DECIDED = /^(cannot decode |protocol error: |unknown compression )/;
 /** What no error may show a caller: SQL, a stack frame, a driver's words. */
 const LEAKS = /\b(select|insert|update|delete)\b.*\b(from|into|set|where)\b|\.(ts|js):\d+|node_modules|ECONNREFUSED|syntax error at/i;
 
@@ -179,12 +175,8 @@ function violations(p: Probe, o: RawOutcome): string[] {
   const allowed = p.family === "framing" ? [...ALLOWED[p.method.name], ...FRAMING_CODES] : ALLOWED[p.method.name];
   if (!allowed.includes(o.code)) found.push(`${o.code} is not a code ${p.method.name} documents (${o.message})`);
   if (o.code !== "OK") {
-    const connectDecided =
-      CONNECT_DECIDED.test(o.message) && (p.family === "framing" || p.family === "json" || p.family === "compressed") && FRAMING_CODES.includes(o.code);
-    if (!connectDecided) {
-      if (o.errorInfo?.domain !== "jobs.v1") found.push(`${o.code} without an ErrorInfo of domain jobs.v1 (${o.message})`);
-      else if (o.errorInfo.metadata.call !== p.method.name) found.push(`ErrorInfo names call ${o.errorInfo.metadata.call}`);
-    }
+    if (o.errorInfo?.domain !== "jobs.v1") found.push(`${o.code} without an ErrorInfo of domain jobs.v1 (${o.message})`);
+    else if (o.errorInfo.metadata.call !== p.method.name) found.push(`ErrorInfo names call ${o.errorInfo.metadata.call}`);
     if (LEAKS.test(o.message)) found.push(`the error text leaks internals: ${o.message}`);
   }
   return found;

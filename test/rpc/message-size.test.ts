@@ -2,7 +2,7 @@
 // before authentication (SPEC §4's order), on every protocol; the server keeps serving.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
-import { jobsClient, type JobsClient } from "../support/grpc.js";
+import { collect, jobsClient, type JobsClient } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
 
 let server: TestServer;
@@ -30,6 +30,19 @@ test("gRPC: an oversized request is RESOURCE_EXHAUSTED with reason MESSAGE_TOO_L
 test("the size check comes before authentication", async () => {
   const error = await client.fail("FailJob", { job_id: "00000000-0000-0000-0000-000000000000", message: big }, null);
   expect(error.code).toBe(8);
+});
+
+// A stream's request is read when the handler asks for it, after the interceptors that authenticate: the order must still hold.
+test.each([
+  ["WatchJob", { job_id: big }],
+  ["WatchJobs", { executor_id: big }],
+])("%s: an oversized request is RESOURCE_EXHAUSTED before authentication and scope", async (method, request) => {
+  for (const token of [null, "not-a-token", server.tokens.writer, server.tokens.service]) {
+    const { messages, error } = await collect(client.stream(method, request, token));
+    expect(messages).toEqual([]);
+    expect(error?.code).toBe(8);
+    expect(error?.errorInfo).toMatchObject({ reason: "MESSAGE_TOO_LARGE", domain: "jobs.v1", metadata: { call: method } });
+  }
 });
 
 test("Connect JSON: an oversized body is resource_exhausted with the same detail", async () => {
