@@ -26,7 +26,7 @@ import { type Principal, principalKey, REAPER } from "../domain/principal.js";
 import { KeyedQueue } from "./keyed-queue.js";
 import { prepared, thenCommit } from "./prepared-client.js";
 import { EVENT_COLUMNS, type EventRow, eventFromRow, JOB_COLUMNS, type JobRow, jobFromRow } from "./job-rows.js";
-import { asUnavailable, isConnectionError, micros, type QueryRunner, query, timestamp } from "./sql.js";
+import { asUnavailable, commitUnknown, isConnectionError, micros, type QueryRunner, query, timestamp } from "./sql.js";
 
 export interface NewJobFields {
   readonly type: JobRecord["type"];
@@ -192,7 +192,8 @@ export class JobStore {
       0,
     );
     const creatorKey = principalKey(creator);
-    const rows = await query<JobRow & { xid: string }>(this.client, CREATE_JOB_SQL, createJobParams(event, creatorKey, fields.requestId));
+    // Its own transaction: a connection lost once it is sent leaves the outcome unknown (COMMIT_UNKNOWN).
+    const rows = await query<JobRow & { xid: string }>(this.client, thenCommit(CREATE_JOB_SQL), createJobParams(event, creatorKey, fields.requestId));
     if (rows.length === 1) {
       const created = jobFromRow(rows[0]);
       this.onCommit([
@@ -384,12 +385,7 @@ export class JobStore {
     } catch (error) {
       // Kysely gives the connection back only once a COMMIT or ROLLBACK succeeds (kysely#1990): without this ROLLBACK it would stay lent out for good.
       await connection.rollback(trx as never).catch(() => undefined);
-      if (isConnectionError(error)) {
-        throw new Unavailable(
-          "COMMIT_UNKNOWN",
-          "the database connection was lost while committing, so the change may or may not have been applied; retrying is safe: a repeated transition returns changed=false once it is in",
-        );
-      }
+      if (isConnectionError(error)) throw commitUnknown();
       throw error;
     }
     return result;

@@ -19,6 +19,7 @@
 // reply is in).
 
 import pg from "pg";
+import { isConnectionError, OutcomeUnknown } from "./sql.js";
 
 const MARK = "/*prepared:";
 const COMMIT_MARK = "/*then-commit*/";
@@ -31,7 +32,9 @@ export function prepared(name: string, sql: string): string {
 /**
  * The same prepared statement, sent as the last statement of its transaction:
  * the client may send COMMIT right behind it. Use it only where nothing else
- * happens in the transaction after this statement's reply.
+ * happens in the transaction after this statement's reply. Outside a
+ * transaction it marks a statement that commits by itself. Either way, a
+ * connection that fails once it is sent fails it with OutcomeUnknown.
  */
 export function thenCommit(preparedSql: string): string {
   return `${COMMIT_MARK}${preparedSql}`;
@@ -70,6 +73,12 @@ export class PreparingClient extends pg.Client {
     super({ ...options, pipeline: Boolean(options.pipelineTransactions) });
     this.pipelines = Boolean(options.pipelineTransactions);
     this.statementTimeoutMs = options.statementTimeoutMs ?? (() => 0);
+    // PostgreSQL closes the connection after a FATAL error (shutdown, a terminated backend). Marked
+    // unqueryable at once, the client leaves the pool when it is released, rather than being lent out
+    // again before the close arrives, to fail a call that sent nothing to a live server.
+    this.connection.on("errorMessage", (message: { severity?: string }) => {
+      if (message.severity === "FATAL") (this as unknown as { _queryable: boolean })._queryable = false;
+    });
   }
 
   // biome-ignore lint: pg's query() is heavily overloaded; we only route the (text, values) form
@@ -77,10 +86,14 @@ export class PreparingClient extends pg.Client {
     if (typeof config !== "string" || callback !== undefined) {
       return this.withPendingBegin(() => super.query(config, values, callback));
     }
+    const command = config.length <= 8 ? config.toLowerCase() : "";
     if (this.pipelines) {
-      const command = config.length <= 8 ? config.toLowerCase() : "";
       if (command === "begin") return this.begin();
       if (command === "commit" || command === "rollback") return this.endTransaction(config, values, command);
+    } else if (command !== "") {
+      // Only to know whether a `thenCommit` statement is inside a transaction.
+      if (command === "begin") this.inTransaction = true;
+      else if (command === "commit" || command === "rollback") this.inTransaction = false;
     }
     if (config.startsWith(COMMIT_MARK)) {
       return this.withPendingBegin(() => this.lastStatement(config.slice(COMMIT_MARK.length), values));
@@ -117,14 +130,29 @@ export class PreparingClient extends pg.Client {
   }
 
   private lastStatement(text: string, values: unknown): Promise<pg.QueryResult> {
-    if (!this.pipelines || !this.inTransaction || this.commitInFlight !== null) return this.send(text, values);
-    return this.corked(() => {
-      const reply = this.send(text, values);
-      // If the statement fails, PostgreSQL answers this COMMIT by rolling back.
-      this.commitInFlight = this.send("commit");
-      this.commitInFlight.catch(() => undefined);
-      return reply;
+    // Without COMMIT behind it, a statement inside a transaction commits nothing: its failure is a plain one.
+    const commits = !this.inTransaction || (this.pipelines && this.commitInFlight === null);
+    if (!commits) return this.send(text, values);
+    // A client already known broken sends nothing: its failure says nothing went in.
+    const sent = this.isQueryable();
+    const reply = !this.inTransaction
+      ? this.send(text, values)
+      : this.corked(() => {
+          const reply = this.send(text, values);
+          // If the statement fails, PostgreSQL answers this COMMIT by rolling back.
+          this.commitInFlight = this.send("commit");
+          this.commitInFlight.catch(() => undefined);
+          return reply;
+        });
+    if (!sent) return reply;
+    return reply.catch((error: unknown) => {
+      throw isConnectionError(error) ? new OutcomeUnknown(error) : error;
     });
+  }
+
+  private isQueryable(): boolean {
+    const state = this as unknown as { _queryable?: boolean; _ending?: boolean };
+    return state._queryable !== false && state._ending !== true;
   }
 
   private endTransaction(text: string, values: unknown, command: "commit" | "rollback"): Promise<pg.QueryResult> {

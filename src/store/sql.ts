@@ -44,8 +44,28 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
+/**
+ * The connection failed after a statement that commits was sent: by itself
+ * (outside a transaction), or with its transaction's COMMIT right behind it.
+ * PostgreSQL may have committed before the connection went.
+ */
+export class OutcomeUnknown extends Error {
+  constructor(cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+  }
+}
+
 export function asUnavailable(error: unknown): Unavailable | undefined {
   if (error instanceof Unavailable) return error;
+  if (error instanceof OutcomeUnknown) return commitUnknown();
   if (!isConnectionError(error)) return undefined;
   return new Unavailable("DATABASE_UNAVAILABLE", "the job database is unreachable right now; retry with backoff");
+}
+
+/** SPEC §11: the change may or may not be in. */
+export function commitUnknown(): Unavailable {
+  return new Unavailable(
+    "COMMIT_UNKNOWN",
+    "the database connection was lost while committing, so the change may or may not have been applied; retrying is safe: a repeated transition returns changed=false once it is in",
+  );
 }

@@ -7,6 +7,7 @@
 // single lost connection makes the next call fail. And a connection lost
 // during COMMIT is COMMIT_UNKNOWN, after which a retry is safe.
 
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import pg from "pg";
@@ -14,7 +15,7 @@ import { JobStore } from "../../src/store/job-store.js";
 import { openOrm } from "../../src/store/orm.js";
 import { freshDatabase, sql } from "../support/harness.js";
 import { eventually } from "../support/watching.js";
-import { createJob, SERVICE } from "./store-bundle.js";
+import { createJob, jobFields, SERVICE, stored } from "./store-bundle.js";
 
 let databaseUrl: string;
 let orm: MikroORM;
@@ -107,4 +108,69 @@ test("a connection lost during COMMIT is UNAVAILABLE COMMIT_UNKNOWN; nothing is 
   const retried = await run(job.id, "lost-at-commit");
   expect([retried.changed, retried.job.state, retried.job.revision]).toEqual([true, "RUNNING", 2]);
   expect((await run(job.id, "lost-at-commit")).changed).toBe(false);
+});
+
+// The statement that ends a transaction goes out with its COMMIT right behind it (src/store/prepared-client.ts),
+// and CreateJob's one statement commits by itself: a connection lost before their reply may have committed.
+test("a connection lost while the transition's last statement runs, COMMIT already sent behind it, is COMMIT_UNKNOWN; the retry applies it once", async () => {
+  // During the write, the first time only, the backend terminates itself: neither the write nor the COMMIT is answered.
+  await sql(
+    databaseUrl,
+    `create sequence lost_at_write_once;
+     create function lose_connection_at_write() returns trigger language plpgsql as $$
+       begin
+         if nextval('lost_at_write_once') = 1 then perform pg_terminate_backend(pg_backend_pid()); end if;
+         return null;
+       end $$;
+     create trigger lose_connection_at_write after update on jobs
+       for each row when (new.executor_id = 'lost-at-write') execute function lose_connection_at_write();`,
+  );
+  const job = await createJob(store);
+  await expect(run(job.id, "lost-at-write")).rejects.toMatchObject({ kind: "unavailable", reason: "COMMIT_UNKNOWN" });
+  await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
+  expect(await stored(databaseUrl, job.id)).toMatchObject({ row: { revision: 1 }, events: 1 });
+  const retried = await run(job.id, "lost-at-write");
+  expect([retried.changed, retried.job.state, retried.job.revision]).toEqual([true, "RUNNING", 2]);
+});
+
+test("a connection lost while CreateJob's statement runs is COMMIT_UNKNOWN; a retry with the same request_id gives one job", async () => {
+  await sql(
+    databaseUrl,
+    `create sequence lost_at_create_once;
+     create function lose_connection_at_create() returns trigger language plpgsql as $$
+       begin
+         if nextval('lost_at_create_once') = 1 then perform pg_terminate_backend(pg_backend_pid()); end if;
+         return null;
+       end $$;
+     create trigger lose_connection_at_create after insert on jobs
+       for each row when (new.data_plane_id = 'lost-at-create') execute function lose_connection_at_create();`,
+  );
+  const requestId = randomUUID();
+  await expect(createJob(store, { dataPlaneId: "lost-at-create", requestId })).rejects.toMatchObject({ kind: "unavailable", reason: "COMMIT_UNKNOWN" });
+  await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
+  const retried = await store.create(jobFields({ dataPlaneId: "lost-at-create", requestId }), SERVICE);
+  expect(retried.created).toBe(true);
+  const again = await store.create(jobFields({ dataPlaneId: "lost-at-create", requestId }), SERVICE);
+  expect([again.created, again.job.id]).toEqual([false, retried.job.id]);
+});
+
+test("a call that cannot get a connection is DATABASE_UNAVAILABLE, not COMMIT_UNKNOWN: nothing was sent", async () => {
+  const job = await createJob(store);
+  // The pool's one connection is held by a transaction that waits on another session's row lock.
+  const holder = new pg.Client({ connectionString: databaseUrl });
+  await holder.connect();
+  try {
+    await holder.query("begin");
+    await holder.query("select 1 from jobs where id = $1 for update", [job.id]);
+    const waiting = run(job.id);
+    waiting.catch(() => undefined);
+    await eventually(async () => {
+      const waits = await sql(databaseUrl, "select 1 from pg_stat_activity where application_name = 'jobs' and wait_event_type = 'Lock'");
+      return waits.length > 0;
+    }, "the transition to wait for the row lock");
+    await expect(createJob(store)).rejects.toMatchObject({ kind: "unavailable", reason: "DATABASE_UNAVAILABLE" });
+  } finally {
+    await holder.query("rollback").catch(() => undefined);
+    await holder.end();
+  }
 });
