@@ -288,6 +288,7 @@ export class JobStore {
         const decided = applyTransition(job, args, actor, now);
         return { result: decided, xid: decided.changed ? await appendTransition(trx, decided.event, { endsTransaction: true }) : null, previousXid };
       }),
+      gotNoConnection,
     );
     if (result.changed && xid !== null) this.onCommit([{ event: result.event, xid, previousXid }]);
     return result;
@@ -311,6 +312,7 @@ export class JobStore {
         );
         return extended;
       }),
+      gotNoConnection,
     );
   }
 
@@ -371,7 +373,10 @@ export class JobStore {
     try {
       trx = (await connection.begin()) as unknown as Transaction<unknown>;
     } catch (error) {
-      throw asUnavailable(error) ?? error;
+      const unavailable = asUnavailable(error);
+      if (unavailable === undefined) throw error;
+      noConnection.add(unavailable);
+      throw unavailable;
     }
     let result: T;
     try {
@@ -405,6 +410,10 @@ async function lockJob(
 }
 
 type LockedRow = JobRow & { now: string; previous_xid: string | null };
+
+/** The failures of calls that got no connection: the calls queued behind them on the same job share them. */
+const noConnection = new WeakSet<object>();
+const gotNoConnection = (error: unknown) => typeof error === "object" && error !== null && noConnection.has(error);
 
 const orNull = (xid: string | null) => (xid === null ? null : BigInt(xid));
 

@@ -8,14 +8,22 @@
 // still comes from the row lock: replicas do not share this queue.
 
 export class KeyedQueue {
-  private readonly tails = new Map<string, Promise<void>>();
+  /** Per key, the last work's end: null, or the failure it passes on to the work queued behind it. */
+  private readonly tails = new Map<string, Promise<unknown>>();
 
-  run<T>(key: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    const result = previous.then(work);
+  /**
+   * Runs `work` after the work queued for `key` before it. If that work failed
+   * with an error `sharesFailure` accepts, `work` fails with it too, without
+   * running: a call queued behind one that could not get a database
+   * connection would otherwise start its own wait for one only then, so that
+   * the k-th call in line would wait k times DB_ACQUIRE_TIMEOUT_MS.
+   */
+  run<T>(key: string, work: () => Promise<T>, sharesFailure: (error: unknown) => boolean = () => false): Promise<T> {
+    const previous = this.tails.get(key) ?? NO_FAILURE;
+    const result = previous.then((failure) => (failure === null ? work() : Promise.reject(failure)));
     const tail = result.then(
-      () => {},
-      () => {},
+      () => null,
+      (error: unknown) => (sharesFailure(error) ? error : null),
     );
     this.tails.set(key, tail);
     void tail.then(() => {
@@ -29,3 +37,5 @@ export class KeyedQueue {
     return this.tails.size;
   }
 }
+
+const NO_FAILURE: Promise<unknown> = Promise.resolve(null);

@@ -174,3 +174,38 @@ test("a call that cannot get a connection is DATABASE_UNAVAILABLE, not COMMIT_UN
     await holder.end();
   }
 });
+
+test("calls queued on one job behind a call that gets no connection fail with it, not one acquire timeout after another", async () => {
+  const busy = await createJob(store);
+  const other = await createJob(store);
+  const holder = new pg.Client({ connectionString: databaseUrl });
+  await holder.connect();
+  try {
+    // The pool's one connection waits on another session's row lock.
+    await holder.query("begin");
+    await holder.query("select 1 from jobs where id = $1 for update", [busy.id]);
+    const waiting = run(busy.id);
+    waiting.catch(() => undefined);
+    await eventually(async () => {
+      const waits = await sql(databaseUrl, "select 1 from pg_stat_activity where application_name = 'jobs' and wait_event_type = 'Lock'");
+      return waits.length > 0;
+    }, "the transition to wait for the row lock");
+    // Three calls on another job: the first waits for a connection, the others wait behind it.
+    const settledAt: number[] = [];
+    const calls = [1, 2, 3].map((i) =>
+      run(other.id, `executor-${i}`).then(
+        () => "changed",
+        (error: { reason?: string }) => {
+          settledAt.push(performance.now());
+          return error.reason;
+        },
+      ),
+    );
+    expect(await Promise.all(calls)).toEqual(["DATABASE_UNAVAILABLE", "DATABASE_UNAVAILABLE", "DATABASE_UNAVAILABLE"]);
+    // Each on its own would have waited a whole acquire timeout (3 s here) after the one before it.
+    expect(Math.max(...settledAt) - Math.min(...settledAt)).toBeLessThan(1_000);
+  } finally {
+    await holder.query("rollback").catch(() => undefined);
+    await holder.end();
+  }
+});

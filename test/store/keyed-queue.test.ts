@@ -54,6 +54,22 @@ test("a failure is returned to its caller and does not stop the next", async () 
   await expect(next).resolves.toBe("ok");
 });
 
+test("a failure the caller marks as shared fails the work queued behind it at that moment, without running it", async () => {
+  const queue = new KeyedQueue();
+  const shared = new Error("no connection");
+  const ran: number[] = [];
+  const first = queue.run("job", async () => {
+    await tick();
+    throw shared;
+  }, (error) => error === shared);
+  const queued = [1, 2, 3].map((i) => queue.run("job", async () => void ran.push(i), (error) => error === shared));
+  await expect(first).rejects.toBe(shared);
+  for (const call of queued) await expect(call).rejects.toBe(shared);
+  expect(ran).toEqual([]);
+  // Work that arrives afterwards runs.
+  await expect(queue.run("job", async () => "ok")).resolves.toBe("ok");
+});
+
 test("keys are forgotten once their work is done", async () => {
   const queue = new KeyedQueue();
   await Promise.all([queue.run("a", tick), queue.run("b", tick)]);
