@@ -150,9 +150,9 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
     async heartbeatJob(req, ctx) {
       const jobId = v.requireJobId(req.jobId);
-      const executorId = v.requireIdentifier(req.executorId, "executor_id");
+      // SPEC §9: an executor or attempt that is not the job's current run (none given included) is STALE_ATTEMPT, decided under the lock.
+      const executorId = v.optionalIdentifier(req.executorId, "executor_id");
       const attempt = v.nonNegative(req.attempt, "attempt");
-      if (attempt === 0) throw new InvalidArgument("attempt", "attempt is required: send the attempt that RunJob returned");
       annotate(ctx, { jobId });
       const job = await store.heartbeat(jobId, executorId, attempt, callerOf(ctx).principal);
       return create(HeartbeatJobResponseSchema, { job: jobToProto(job) });

@@ -78,8 +78,7 @@ describe("INVALID_ARGUMENT", () => {
     ["CompleteJob without a result", "CompleteJob", {}, "result"],
     ["CompleteJob with an empty result", "CompleteJob", { result: {} }, "result"],
     ["CompleteJob with a negative attempt", "CompleteJob", { result: FORECAST_RESULT, attempt: "-3" }, "attempt"],
-    ["HeartbeatJob with attempt 0", "HeartbeatJob", { executor_id: "e", attempt: "0" }, "attempt"],
-    ["HeartbeatJob without executor_id", "HeartbeatJob", { executor_id: "", attempt: "1" }, "executor_id"],
+    ["HeartbeatJob with a negative attempt", "HeartbeatJob", { executor_id: "e", attempt: "-1" }, "attempt"],
     ["CreateJob with type 0 (UNSPECIFIED)", "CreateJob", { type: "JOB_TYPE_UNSPECIFIED", company_id: "7" }, "type"],
     ["CreateJob with an unknown type number", "CreateJob", { type: 99, company_id: "7" }, "type"],
     ["CreateJob with an unknown execution_cluster", "CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "7", execution_cluster: 42 }, "execution_cluster"],
@@ -276,7 +275,7 @@ describe("check order (SPEC §4)", () => {
       ["RunJob", { job_id: unknown, executor_id: "e", lease_seconds: 86_401 }],
       ["CompleteJob", { job_id: unknown }],
       ["FailJob", { job_id: unknown, message: "" }],
-      ["HeartbeatJob", { job_id: unknown, executor_id: "e", attempt: "0" }],
+      ["HeartbeatJob", { job_id: unknown, executor_id: "e", attempt: "-1" }],
       ["ListJobEvents", { job_id: unknown, page_size: 5000 }],
     ];
     for (const [method, request] of cases) {

@@ -117,7 +117,7 @@ describe("HeartbeatJob", () => {
     "on a %s job it is STALE_ATTEMPT naming the state",
     async (state) => {
       const before = await jobIn(client, state);
-      const attempt = state === "PENDING" ? "1" : before.attempt;
+      const attempt = before.attempt;
       const error = await client.fail("HeartbeatJob", { job_id: before.id, executor_id: "executor-1", attempt });
       expectError(error, {
         code: Status.FAILED_PRECONDITION,
@@ -128,11 +128,14 @@ describe("HeartbeatJob", () => {
     },
   );
 
-  test("attempt 0 is INVALID_ARGUMENT", async () => {
+  test.each([
+    ["attempt 0", { executor_id: "executor-1", attempt: "0" }],
+    ["an empty executor_id", { executor_id: "", attempt: "1" }],
+  ])("%s is not the current run: STALE_ATTEMPT, and the lease stays as it was (SPEC §9)", async (_, request) => {
     const job = await running();
-    const error = await client.fail("HeartbeatJob", { job_id: job.id, executor_id: "executor-1", attempt: "0" });
-    expectError(error, { code: Status.INVALID_ARGUMENT, metadata: { call: "HeartbeatJob" } });
-    expect(error.details).toContain("attempt");
+    const error = await client.fail("HeartbeatJob", { job_id: job.id, ...request });
+    expectError(error, { code: Status.FAILED_PRECONDITION, reason: "STALE_ATTEMPT", metadata: { job_id: job.id, state: "JOB_STATE_RUNNING", call: "HeartbeatJob" } });
+    expect(await getJob(client, job.id)).toEqual(job);
   });
 
   test("an unknown job is NOT_FOUND", async () => {

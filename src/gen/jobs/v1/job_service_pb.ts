@@ -814,14 +814,16 @@ export type HeartbeatJobRequest = Message<"jobs.v1.HeartbeatJobRequest"> & {
   jobId: string;
 
   /**
-   * The executor sending the heartbeat. Required.
+   * The executor sending the heartbeat: the job's `executor_id`.
    *
    * @generated from field: string executor_id = 2;
    */
   executorId: string;
 
   /**
-   * The attempt the executor is running. Required (at least 1).
+   * The attempt the executor is running: the `attempt` RunJob returned. An
+   * executor or attempt that is not the job's current run (empty or 0
+   * included) is FAILED_PRECONDITION with reason STALE_ATTEMPT.
    *
    * @generated from field: int64 attempt = 3;
    */

@@ -1522,9 +1522,11 @@ type HeartbeatJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The job's id.
 	JobId string `protobuf:"bytes,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
-	// The executor sending the heartbeat. Required.
+	// The executor sending the heartbeat: the job's `executor_id`.
 	ExecutorId string `protobuf:"bytes,2,opt,name=executor_id,json=executorId,proto3" json:"executor_id,omitempty"`
-	// The attempt the executor is running. Required (at least 1).
+	// The attempt the executor is running: the `attempt` RunJob returned. An
+	// executor or attempt that is not the job's current run (empty or 0
+	// included) is FAILED_PRECONDITION with reason STALE_ATTEMPT.
 	Attempt       int64 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
