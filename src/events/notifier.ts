@@ -3,7 +3,7 @@
 //
 // Commits never pay for this. A transition does not NOTIFY inside its own
 // transaction (PostgreSQL serializes the commits of notifying transactions;
-// see TOOLCHAIN.md). Events this process commits are published at once, from
+// see ../shared/TOOLCHAIN.md). Events this process commits are published at once, from
 // memory. For the other replicas, this process then sends at most one
 // payload-free NOTIFY per `notifyIntervalMs`, from its own LISTEN connection,
 // outside any transition: commits in that window share it. Every other
