@@ -108,8 +108,9 @@ function leafKind(frame: Frame): string {
   if (isJs(sym)) return "JavaScript (JIT/interpreted code)";
   if (/Scavenge|MarkCompact|Marking|Sweep|Evacuat|Heap::|GCTracer|ConcurrentMark|MinorMS|Compactor/i.test(sym)) return "V8 GC";
   if (/Json(Stringifier|Parser)|JsonStringify|JsonParse/.test(sym)) return "JSON (V8)";
-  if (/deflate|inflate|zlib|crc32|adler32|longest_match|compress_block|send_bits/i.test(sym)) return "zlib";
+  // Before zlib: nghttp2's HPACK functions are named *_deflate_* and *_inflate_*.
   if (/nghttp2|node::http2/.test(sym)) return "HTTP/2 (nghttp2, node::http2)";
+  if (/deflate|inflate|zlib|crc32|adler32|longest_match|compress_block|send_bits/i.test(sym)) return "zlib";
   if (/^uv_|uv__/.test(sym)) return "libuv";
   if (/libc|ld-linux/.test(dso)) return "libc (memcpy, malloc …)";
   if (/^Builtins_|^Builtin:/.test(sym)) return "V8 builtins (async/await, promises, …)";
