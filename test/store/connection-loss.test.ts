@@ -32,6 +32,23 @@ afterAll(async () => {
   await Promise.race([orm?.close(true), new Promise((r) => setTimeout(r, 5_000).unref())]);
 });
 
+/**
+ * A trigger (`kind`: "trigger" or "constraint trigger", fired `when` on `event`)
+ * whose backend terminates itself the first time only: a sequence does not roll back.
+ */
+async function loseConnectionOnce(name: string, kind: string, event: string, when: string): Promise<void> {
+  await sql(
+    databaseUrl,
+    `create sequence lose_${name}_once;
+     create function lose_connection_${name}() returns trigger language plpgsql as $$
+       begin
+         if nextval('lose_${name}_once') = 1 then perform pg_terminate_backend(pg_backend_pid()); end if;
+         return null;
+       end $$;
+     create ${kind} lose_connection_${name} ${event} for each row when (${when}) execute function lose_connection_${name}();`,
+  );
+}
+
 const lentOut = () => (pool ? pool.totalCount - pool.idleCount : 0);
 const run = (jobId: string, executorId = "executor-1") => store.transition(jobId, { call: "RunJob", executorId, leaseSeconds: 0 }, SERVICE);
 
@@ -83,17 +100,7 @@ test("a transaction whose COMMIT fails releases its connection", async () => {
 
 test("a connection lost during COMMIT is UNAVAILABLE COMMIT_UNKNOWN; nothing is half-applied, and the retry SPEC §11 allows applies it once", async () => {
   // At COMMIT, the first time only (a sequence does not roll back), the backend terminates itself: the write was answered, the COMMIT never is.
-  await sql(
-    databaseUrl,
-    `create sequence lost_at_commit_once;
-     create function lose_connection_at_commit() returns trigger language plpgsql as $$
-       begin
-         if nextval('lost_at_commit_once') = 1 then perform pg_terminate_backend(pg_backend_pid()); end if;
-         return null;
-       end $$;
-     create constraint trigger lose_connection_at_commit after update on jobs deferrable initially deferred
-       for each row when (new.executor_id = 'lost-at-commit') execute function lose_connection_at_commit();`,
-  );
+  await loseConnectionOnce("at_commit", "constraint trigger", "after update on jobs deferrable initially deferred", "new.executor_id = 'lost-at-commit'");
   const job = await createJob(store);
   await expect(run(job.id, "lost-at-commit")).rejects.toMatchObject({ kind: "unavailable", reason: "COMMIT_UNKNOWN" });
   await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
@@ -114,17 +121,7 @@ test("a connection lost during COMMIT is UNAVAILABLE COMMIT_UNKNOWN; nothing is 
 // and CreateJob's one statement commits by itself: a connection lost before their reply may have committed.
 test("a connection lost while the transition's last statement runs, COMMIT already sent behind it, is COMMIT_UNKNOWN; the retry applies it once", async () => {
   // During the write, the first time only, the backend terminates itself: neither the write nor the COMMIT is answered.
-  await sql(
-    databaseUrl,
-    `create sequence lost_at_write_once;
-     create function lose_connection_at_write() returns trigger language plpgsql as $$
-       begin
-         if nextval('lost_at_write_once') = 1 then perform pg_terminate_backend(pg_backend_pid()); end if;
-         return null;
-       end $$;
-     create trigger lose_connection_at_write after update on jobs
-       for each row when (new.executor_id = 'lost-at-write') execute function lose_connection_at_write();`,
-  );
+  await loseConnectionOnce("at_write", "trigger", "after update on jobs", "new.executor_id = 'lost-at-write'");
   const job = await createJob(store);
   await expect(run(job.id, "lost-at-write")).rejects.toMatchObject({ kind: "unavailable", reason: "COMMIT_UNKNOWN" });
   await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
@@ -134,17 +131,7 @@ test("a connection lost while the transition's last statement runs, COMMIT alrea
 });
 
 test("a connection lost while CreateJob's statement runs is COMMIT_UNKNOWN; a retry with the same request_id gives one job", async () => {
-  await sql(
-    databaseUrl,
-    `create sequence lost_at_create_once;
-     create function lose_connection_at_create() returns trigger language plpgsql as $$
-       begin
-         if nextval('lost_at_create_once') = 1 then perform pg_terminate_backend(pg_backend_pid()); end if;
-         return null;
-       end $$;
-     create trigger lose_connection_at_create after insert on jobs
-       for each row when (new.data_plane_id = 'lost-at-create') execute function lose_connection_at_create();`,
-  );
+  await loseConnectionOnce("at_create", "trigger", "after insert on jobs", "new.data_plane_id = 'lost-at-create'");
   const requestId = randomUUID();
   await expect(createJob(store, { dataPlaneId: "lost-at-create", requestId })).rejects.toMatchObject({ kind: "unavailable", reason: "COMMIT_UNKNOWN" });
   await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
@@ -154,46 +141,39 @@ test("a connection lost while CreateJob's statement runs is COMMIT_UNKNOWN; a re
   expect([again.created, again.job.id]).toEqual([false, retried.job.id]);
 });
 
-test("a call that cannot get a connection is DATABASE_UNAVAILABLE, not COMMIT_UNKNOWN: nothing was sent", async () => {
-  const job = await createJob(store);
-  // The pool's one connection is held by a transaction that waits on another session's row lock.
+/** Runs `body` while the pool's one connection is taken by a transition that waits on another session's row lock. */
+async function withPoolExhausted(body: () => Promise<void>): Promise<void> {
+  const blocked = await createJob(store);
   const holder = new pg.Client({ connectionString: databaseUrl });
   await holder.connect();
   try {
     await holder.query("begin");
-    await holder.query("select 1 from jobs where id = $1 for update", [job.id]);
-    const waiting = run(job.id);
-    waiting.catch(() => undefined);
+    await holder.query("select 1 from jobs where id = $1 for update", [blocked.id]);
+    run(blocked.id).catch(() => undefined);
     await eventually(async () => {
       const waits = await sql(databaseUrl, "select 1 from pg_stat_activity where application_name = 'jobs' and wait_event_type = 'Lock'");
       return waits.length > 0;
     }, "the transition to wait for the row lock");
-    await expect(createJob(store)).rejects.toMatchObject({ kind: "unavailable", reason: "DATABASE_UNAVAILABLE" });
+    await body();
   } finally {
     await holder.query("rollback").catch(() => undefined);
     await holder.end();
   }
+}
+
+test("a call that cannot get a connection is DATABASE_UNAVAILABLE, not COMMIT_UNKNOWN: nothing was sent", async () => {
+  await withPoolExhausted(async () => {
+    await expect(createJob(store)).rejects.toMatchObject({ kind: "unavailable", reason: "DATABASE_UNAVAILABLE" });
+  });
 });
 
 test("calls queued on one job behind a call that gets no connection fail with it, not one acquire timeout after another", async () => {
-  const busy = await createJob(store);
-  const other = await createJob(store);
-  const holder = new pg.Client({ connectionString: databaseUrl });
-  await holder.connect();
-  try {
-    // The pool's one connection waits on another session's row lock.
-    await holder.query("begin");
-    await holder.query("select 1 from jobs where id = $1 for update", [busy.id]);
-    const waiting = run(busy.id);
-    waiting.catch(() => undefined);
-    await eventually(async () => {
-      const waits = await sql(databaseUrl, "select 1 from pg_stat_activity where application_name = 'jobs' and wait_event_type = 'Lock'");
-      return waits.length > 0;
-    }, "the transition to wait for the row lock");
-    // Three calls on another job: the first waits for a connection, the others wait behind it.
+  const job = await createJob(store);
+  await withPoolExhausted(async () => {
+    // Three calls on the job: the first waits for a connection, the others wait behind it.
     const settledAt: number[] = [];
     const calls = [1, 2, 3].map((i) =>
-      run(other.id, `executor-${i}`).then(
+      run(job.id, `executor-${i}`).then(
         () => "changed",
         (error: { reason?: string }) => {
           settledAt.push(performance.now());
@@ -204,8 +184,5 @@ test("calls queued on one job behind a call that gets no connection fail with it
     expect(await Promise.all(calls)).toEqual(["DATABASE_UNAVAILABLE", "DATABASE_UNAVAILABLE", "DATABASE_UNAVAILABLE"]);
     // Each on its own would have waited a whole acquire timeout (3 s here) after the one before it.
     expect(Math.max(...settledAt) - Math.min(...settledAt)).toBeLessThan(1_000);
-  } finally {
-    await holder.query("rollback").catch(() => undefined);
-    await holder.end();
-  }
+  });
 });
