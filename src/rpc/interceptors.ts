@@ -124,6 +124,25 @@ function around<T>(messages: AsyncIterable<T>, mapError: (error: unknown) => unk
   return new Around(messages, mapError, onEnd ?? null);
 }
 
+/** `promise`, or the signal's reason once it aborts first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
 const TRANSITION_CALLS = new Set(["RunJob", "CompleteJob", "FailJob", "RequestJobCancellation", "CancelJob"]);
 const TRANSITION_REFUSALS: Record<string, TransitionOutcome> = { INVALID_TRANSITION: "rejected", STALE_ATTEMPT: "stale_attempt" };
 
@@ -226,7 +245,7 @@ export function authInterceptor(authenticator: Authenticator): Interceptor {
     // is read before any interceptor runs; a stream's is read on demand, so
     // the watch streams' one message is read here first, which refuses an
     // oversized (or malformed) one as a unary call's would be.
-    if (req.stream && req.method.methodKind === "server_streaming") req = { ...req, message: await readAhead(req.message) };
+    if (req.stream && req.method.methodKind === "server_streaming") req = { ...req, message: await readAhead(req.message, req.signal) };
     const caller = await authenticator.authenticate(req.header.get("authorization"));
     // Known before the scope check, so that a refused call's log line names who was refused.
     req.contextValues.set(callerKey, caller);
@@ -235,10 +254,14 @@ export function authInterceptor(authenticator: Authenticator): Interceptor {
   };
 }
 
-/** Reads the first item of `source` now; the result yields it, then the rest of `source`. */
-async function readAhead<T>(source: AsyncIterable<T>): Promise<AsyncIterable<T>> {
+/**
+ * Reads the first item of `source` now; the result yields it, then the rest of
+ * `source`. A message that never comes is given up when `signal` aborts (the
+ * call's deadline, the client's reset), as a unary call's body is.
+ */
+async function readAhead<T>(source: AsyncIterable<T>, signal: AbortSignal): Promise<AsyncIterable<T>> {
   const iterator = source[Symbol.asyncIterator]();
-  let first: IteratorResult<T> | null = await iterator.next();
+  let first: IteratorResult<T> | null = await untilAborted(iterator.next(), signal);
   return {
     [Symbol.asyncIterator]: () => ({
       next: () => {

@@ -1,6 +1,7 @@
 // Requests over MAX_MESSAGE_BYTES are RESOURCE_EXHAUSTED with an ErrorInfo,
 // before authentication (SPEC §4's order), on every protocol; the server keeps serving.
 
+import http2 from "node:http2";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { collect, jobsClient, type JobsClient } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
@@ -42,6 +43,33 @@ test.each([
     expect(messages).toEqual([]);
     expect(error?.code).toBe(8);
     expect(error?.errorInfo).toMatchObject({ reason: "MESSAGE_TOO_LARGE", domain: "jobs.v1", metadata: { call: method } });
+  }
+});
+
+test("a watch stream whose request message never completes ends at the call's deadline, DEADLINE_EXCEEDED, not held open", async () => {
+  const session = http2.connect(server.url);
+  session.on("error", () => {});
+  try {
+    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/jobs.v1.JobService/WatchJob",
+        "content-type": "application/grpc",
+        te: "trailers",
+        "grpc-timeout": "300m",
+      });
+      stream.on("trailers", resolve);
+      stream.on("response", (headers) => {
+        if (headers["grpc-status"] !== undefined) resolve(headers);
+      });
+      stream.on("data", () => {});
+      stream.on("error", reject);
+      // The first 3 of the 5 envelope bytes, and the request side left open.
+      stream.write(Buffer.from([0, 0, 0]));
+    });
+    expect(trailers["grpc-status"]).toBe("4");
+  } finally {
+    session.close();
   }
 });
 
