@@ -7,12 +7,15 @@
 // and an ErrorInfo like every other error. Connect's own readMaxBytes stays on
 // as the backstop for compressed messages (it measures them decompressed).
 //
-// Binary request messages are also decoded once here (compressed ones
-// decompressed first): Connect reports a message that is not valid protobuf,
-// or does not decompress, as INTERNAL, with no ErrorInfo (and for unary calls
+// Request messages are also decoded once here (compressed ones decompressed
+// first): Connect reports a binary message that is not valid protobuf, or
+// does not decompress, as INTERNAL, with no ErrorInfo (and for unary calls
 // before any interceptor runs), which would tell the caller the server is
-// broken when the request is. Here it is INVALID_ARGUMENT (MALFORMED_MESSAGE),
-// as Connect already answers for malformed JSON.
+// broken when the request is. Here it is INVALID_ARGUMENT (MALFORMED_MESSAGE).
+// The other refusals Connect makes before any interceptor (JSON that does not
+// decode, a body with no message or two, a cut-off envelope, an unknown
+// encoding) are made here first, with Connect's codes and words and the
+// ErrorInfo that SPEC §6 asks of every error.
 
 import type http from "node:http";
 import type http2 from "node:http2";
