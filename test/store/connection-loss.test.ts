@@ -49,6 +49,20 @@ async function loseConnectionOnce(name: string, kind: string, event: string, whe
   );
 }
 
+/** Runs `body` while another session holds the job's row lock (in a transaction it rolls back afterwards). */
+async function whileRowLocked(jobId: string, body: () => Promise<void>): Promise<void> {
+  const holder = new pg.Client({ connectionString: databaseUrl });
+  await holder.connect();
+  try {
+    await holder.query("begin");
+    await holder.query("select 1 from jobs where id = $1 for update", [jobId]);
+    await body();
+  } finally {
+    await holder.query("rollback").catch(() => undefined);
+    await holder.end();
+  }
+}
+
 const lentOut = () => (pool ? pool.totalCount - pool.idleCount : 0);
 const run = (jobId: string, executorId = "executor-1") => store.transition(jobId, { call: "RunJob", executorId, leaseSeconds: 0 }, SERVICE);
 
@@ -56,11 +70,7 @@ test("a transaction whose connection is killed while it waits for a row lock rel
   for (let round = 1; round <= 3; round++) {
     const job = await createJob(store);
     // Another session holds the job's row lock, so the transition's lock statement waits…
-    const holder = new pg.Client({ connectionString: databaseUrl });
-    await holder.connect();
-    try {
-      await holder.query("begin");
-      await holder.query("select 1 from jobs where id = $1 for update", [job.id]);
+    await whileRowLocked(job.id, async () => {
       const waiting = run(job.id);
       waiting.catch(() => undefined);
       // …and its connection dies while it does (as when PostgreSQL shuts down).
@@ -72,10 +82,7 @@ test("a transaction whose connection is killed while it waits for a row lock rel
         return killed.length > 0;
       }, "the transition to wait for the row lock");
       await expect(waiting).rejects.toMatchObject({ reason: "DATABASE_UNAVAILABLE" });
-    } finally {
-      await holder.query("rollback").catch(() => undefined);
-      await holder.end();
-    }
+    });
     await eventually(() => lentOut() === 0, `round ${round}: the pool's connection to be back`, 5_000);
     expect((await run(job.id)).changed).toBe(true);
   }
@@ -144,21 +151,14 @@ test("a connection lost while CreateJob's statement runs is COMMIT_UNKNOWN; a re
 /** Runs `body` while the pool's one connection is taken by a transition that waits on another session's row lock. */
 async function withPoolExhausted(body: () => Promise<void>): Promise<void> {
   const blocked = await createJob(store);
-  const holder = new pg.Client({ connectionString: databaseUrl });
-  await holder.connect();
-  try {
-    await holder.query("begin");
-    await holder.query("select 1 from jobs where id = $1 for update", [blocked.id]);
+  await whileRowLocked(blocked.id, async () => {
     run(blocked.id).catch(() => undefined);
     await eventually(async () => {
       const waits = await sql(databaseUrl, "select 1 from pg_stat_activity where application_name = 'jobs' and wait_event_type = 'Lock'");
       return waits.length > 0;
     }, "the transition to wait for the row lock");
     await body();
-  } finally {
-    await holder.query("rollback").catch(() => undefined);
-    await holder.end();
-  }
+  });
 }
 
 test("a call that cannot get a connection is DATABASE_UNAVAILABLE, not COMMIT_UNKNOWN: nothing was sent", async () => {
