@@ -152,10 +152,12 @@ function checkBody(req: UniversalServerRequest, max: number, method: DescMethod)
     // ErrorInfo; counting the body below refuses it the same, with one.
     req.header.delete("content-length");
   }
-  const refused = unknownEncoding(req, enveloped, call);
-  if (refused !== null) return { ...req, body: failing(refused) };
+  const headers = encodingHeaders(enveloped, req.header);
+  const encoding = req.header.get(headers.encoding) || "identity";
+  if (!Object.hasOwn(INFLATE, encoding)) return { ...req, body: failing(unknownEncoding(req, headers, encoding, call)) };
   const single = SINGLE_MESSAGE[method.methodKind] ?? null;
-  let counter: MessageSizeCounter | null = new MessageSizeCounter(enveloped, max, call, single, messageCheck(req, enveloped, method.input, max, call));
+  const check = messageCheck(req, enveloped, encoding, method.input, max, call);
+  let counter: MessageSizeCounter | null = new MessageSizeCounter(enveloped, max, call, single, check);
   const limited: AsyncIterable<Uint8Array> = {
     [Symbol.asyncIterator]() {
       let source: AsyncIterator<Uint8Array> | null = body[Symbol.asyncIterator]();
@@ -210,15 +212,12 @@ function encodingHeaders(enveloped: boolean, header: Headers): { encoding: strin
 }
 
 /**
- * An encoding the router lacks: Connect refuses it (UNIMPLEMENTED, naming
+ * A `requested` encoding the router lacks: Connect refuses it (UNIMPLEMENTED, naming
  * the ones it has) before reading the body, without an ErrorInfo. The same
  * refusal, with one, then comes from the body instead, and the header goes,
  * so that Connect reads it.
  */
-function unknownEncoding(req: UniversalServerRequest, enveloped: boolean, call: string): ConnectError | null {
-  const names = encodingHeaders(enveloped, req.header);
-  const requested = req.header.get(names.encoding);
-  if (requested === null || requested === "" || Object.hasOwn(INFLATE, requested)) return null;
+function unknownEncoding(req: UniversalServerRequest, names: { encoding: string; accept: string }, requested: string, call: string): ConnectError {
   req.header.delete(names.encoding);
   const supported = COMPRESSIONS.map((c) => c.name).join(",");
   return new ConnectError(
@@ -234,13 +233,17 @@ function unknownEncoding(req: UniversalServerRequest, enveloped: boolean, call: 
  * compressed ones decompressed first. Connect would refuse the same messages,
  * but without an ErrorInfo, and binary ones as INTERNAL.
  */
-function messageCheck(req: UniversalServerRequest, enveloped: boolean, input: DescMessage, max: number, call: string): MessageCheck | null {
+function messageCheck(
+  req: UniversalServerRequest,
+  enveloped: boolean,
+  encoding: string,
+  input: DescMessage,
+  max: number,
+  call: string,
+): MessageCheck | null {
   const contentType = req.header.get("content-type") ?? "";
   const binary = BINARY_CONTENT_TYPE.test(contentType);
   if (!binary && !JSON_CONTENT_TYPE.test(contentType)) return null;
-  const header = req.header.get(encodingHeaders(enveloped, req.header).encoding);
-  const encoding = header === null || header === "" ? "identity" : header;
-  if (!Object.hasOwn(INFLATE, encoding)) return null;
   const inflate = INFLATE[encoding];
   return (flags, bytes) => {
     let message = bytes;

@@ -124,25 +124,6 @@ function around<T>(messages: AsyncIterable<T>, mapError: (error: unknown) => unk
   return new Around(messages, mapError, onEnd ?? null);
 }
 
-/** `promise`, or the signal's reason once it aborts first. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(error);
-      },
-    );
-  });
-}
-
 const TRANSITION_CALLS = new Set(["RunJob", "CompleteJob", "FailJob", "RequestJobCancellation", "CancelJob"]);
 const TRANSITION_REFUSALS: Record<string, TransitionOutcome> = { INVALID_TRANSITION: "rejected", STALE_ATTEMPT: "stale_attempt" };
 
@@ -273,6 +254,25 @@ async function readAhead<T>(source: AsyncIterable<T>, signal: AbortSignal): Prom
       return: (value?: unknown) => iterator.return?.(value) ?? Promise.resolve({ done: true as const, value: undefined as never }),
     }),
   };
+}
+
+/** `promise`, or the signal's reason once it aborts first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 export function toConnectError(error: unknown, call: string, log: Logger): ConnectError {

@@ -86,14 +86,10 @@ export class PreparingClient extends pg.Client {
     if (typeof config !== "string" || callback !== undefined) {
       return this.withPendingBegin(() => super.query(config, values, callback));
     }
-    const command = config.length <= 8 ? config.toLowerCase() : "";
     if (this.pipelines) {
+      const command = config.length <= 8 ? config.toLowerCase() : "";
       if (command === "begin") return this.begin();
       if (command === "commit" || command === "rollback") return this.endTransaction(config, values, command);
-    } else if (command !== "") {
-      // Only to know whether a `thenCommit` statement is inside a transaction.
-      if (command === "begin") this.inTransaction = true;
-      else if (command === "commit" || command === "rollback") this.inTransaction = false;
     }
     if (config.startsWith(COMMIT_MARK)) {
       return this.withPendingBegin(() => this.lastStatement(config.slice(COMMIT_MARK.length), values));
@@ -130,12 +126,15 @@ export class PreparingClient extends pg.Client {
   }
 
   private lastStatement(text: string, values: unknown): Promise<pg.QueryResult> {
+    // Pipelined, BEGIN goes out only with the next statement, so PostgreSQL's
+    // transaction status lags: this client's own flag says. Otherwise pg's does.
+    const inTransaction = this.pipelines ? this.inTransaction : this.getTransactionStatus() !== "I";
     // Without COMMIT behind it, a statement inside a transaction commits nothing: its failure is a plain one.
-    const commits = !this.inTransaction || (this.pipelines && this.commitInFlight === null);
+    const commits = !inTransaction || (this.pipelines && this.commitInFlight === null);
     if (!commits) return this.send(text, values);
     // A client already known broken sends nothing: its failure says nothing went in.
     const sent = this.isQueryable();
-    const reply = !this.inTransaction
+    const reply = !inTransaction
       ? this.send(text, values)
       : this.corked(() => {
           const reply = this.send(text, values);
