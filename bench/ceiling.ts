@@ -10,6 +10,9 @@
 // server's pool pipelines them into two (src/store/prepared-client.ts,
 // `pipelineTransactions`); the ceiling is left as the issue defines it, the
 // database's own cost of these transactions sent one statement at a time.
+// The statements are marked as the store marks them (`thenCommit`), which a
+// client that does not pipeline sends unchanged; the floor server
+// (floor-server.ts) sends them through a pipelining one, as the server does.
 
 import { randomUUID } from "node:crypto";
 import { applyTransition, type JobRecord, newJob } from "../src/domain/job.js";
@@ -23,41 +26,43 @@ import {
   createJobParams,
   LOCK_JOB_SQL,
 } from "../src/store/job-store.js";
-import { PreparingClient } from "../src/store/prepared-client.js";
+import { PreparingClient, thenCommit } from "../src/store/prepared-client.js";
 import { Load } from "./load.js";
 import type { Recorder } from "./stats.js";
 import { COMPANY_ID, COMPUTE_POOL_ID, DATA_PLANE_ID, INPUT_JSON, LEASE_SECONDS, RESULT_JSON } from "./workload.js";
 
-const ACTOR: Principal = { type: "service", name: "bench" };
+/** Who the benchmark's jobs are created and changed by. */
+export const ACTOR: Principal = { type: "service", name: "bench" };
 
-async function createJob(client: PreparingClient): Promise<JobRecord> {
-  const { job, event } = newJob(
-    {
-      id: randomUUID(),
-      type: "FORECAST",
-      companyId: COMPANY_ID,
-      createdBy: ACTOR,
-      input: INPUT_JSON,
-      dataPlaneId: DATA_PLANE_ID,
-      computePoolId: COMPUTE_POOL_ID,
-      executionCluster: "SHARED",
-    },
-    0,
-  );
-  const result: { rows: JobRow[] } = await client.query(CREATE_JOB_SQL, createJobParams(event, principalKey(ACTOR), randomUUID()));
+export type NewJob = Pick<JobRecord, "type" | "companyId" | "input" | "dataPlaneId" | "computePoolId" | "executionCluster">;
+
+/** The bench's job: a forecast as bench/workload.ts's CreateJob request describes it. */
+const BENCH_JOB: NewJob = {
+  type: "FORECAST",
+  companyId: COMPANY_ID,
+  input: INPUT_JSON,
+  dataPlaneId: DATA_PLANE_ID,
+  computePoolId: COMPUTE_POOL_ID,
+  executionCluster: "SHARED",
+};
+
+/** CreateJob's statement, as JobStore.create sends it. */
+export async function createJob(client: PreparingClient, fields: NewJob = BENCH_JOB, requestId: string | null = randomUUID()): Promise<JobRecord> {
+  const { event } = newJob({ id: randomUUID(), createdBy: ACTOR, ...fields }, 0);
+  const result: { rows: JobRow[] } = await client.query(thenCommit(CREATE_JOB_SQL), createJobParams(event, principalKey(ACTOR), requestId));
   if (result.rows.length !== 1) throw new Error("create inserted no row");
   return jobFromRow(result.rows[0]);
 }
 
 /** One transition transaction, as JobStore.transition sends it. */
-async function transition(client: PreparingClient, jobId: string, args: Parameters<typeof applyTransition>[1]): Promise<JobRecord> {
+export async function transition(client: PreparingClient, jobId: string, args: Parameters<typeof applyTransition>[1]): Promise<JobRecord> {
   await client.query("begin");
   try {
     const { rows }: { rows: Array<JobRow & { now: string }> } = await client.query(LOCK_JOB_SQL, [jobId, null]);
     if (rows.length !== 1) throw new Error(`job ${jobId} not found`);
     const decided = applyTransition(jobFromRow(rows[0]), args, ACTOR, Number(rows[0].now));
     if (!decided.changed) throw new Error(`${args.call} changed nothing`);
-    await client.query(APPEND_TRANSITION_SQL, appendTransitionParams(decided.event));
+    await client.query(thenCommit(APPEND_TRANSITION_SQL), appendTransitionParams(decided.event));
     await client.query("commit");
     return decided.event.job;
   } catch (error) {
