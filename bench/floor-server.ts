@@ -40,6 +40,7 @@ interface Method {
   readonly answer: (request: never, client: PreparingClient) => Promise<object>;
 }
 
+/** A transition response: the ceiling's transition() throws unless the call changed the job. */
 const changed = (job: JobRecord) => ({ job: jobToProto(job), changed: true });
 
 const METHODS: Record<string, Method> = {
@@ -121,15 +122,16 @@ async function serve(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(Number(process.env.PORT), process.env.HOST ?? "127.0.0.1", resolve));
   // bench/server.ts waits for this line.
   process.stderr.write("jobs is serving (benchmark floor server: CreateJob, RunJob, CompleteJob only)\n");
-  process.once("SIGTERM", () => {
-    server.close();
-    for (const session of sessions) session.close();
-    void pool.end().finally(() => process.exit(0));
-  });
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (session) => {
     sessions.add(session);
     session.once("close", () => sessions.delete(session));
+  });
+  // bench/server.ts stops a server with SIGTERM and waits for it to exit.
+  process.once("SIGTERM", () => {
+    server.close();
+    for (const session of sessions) session.close();
+    void pool.end().finally(() => process.exit(0));
   });
 }
 
