@@ -10,14 +10,14 @@
 // the lock, COMMIT with the write, two round trips per transition, as in the
 // server). What it leaves out is what the comparison prices: Connect (the
 // handler context, the router), the interceptors (authentication: the token is
-// not checked; errors, logging, metrics), request validation, MikroORM and
-// Kysely around the transaction, the per-job queue, the notifier. Not a
-// server to run: no authentication, no limits, INTERNAL for any failure.
+// not checked; errors, logging, metrics), request validation (beyond naming
+// the enums), MikroORM and Kysely around the transaction, the per-job queue,
+// the notifier. Not a server to run: no authentication, no limits, INTERNAL
+// for any failure.
 
 import http2 from "node:http2";
 import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
 import pg from "pg";
-import { ExecutionCluster, JobType } from "../src/gen/jobs/v1/job_pb.js";
 import {
   type CompleteJobRequest,
   CompleteJobRequestSchema,
@@ -31,6 +31,7 @@ import {
 } from "../src/gen/jobs/v1/job_service_pb.js";
 import type { JobRecord } from "../src/domain/job.js";
 import { inputToJson, jobToProto, resultToJson } from "../src/rpc/convert.js";
+import { executionCluster, requireJobType } from "../src/rpc/validate.js";
 import { PreparingClient } from "../src/store/prepared-client.js";
 import { createJob, transition } from "./ceiling.js";
 
@@ -49,12 +50,13 @@ const METHODS: Record<string, Method> = {
     output: CreateJobResponseSchema,
     answer: async (req: CreateJobRequest, client) => {
       const fields = {
-        type: JobType[req.type] as JobRecord["type"],
+        // The enums' names, as the service converts them (an unknown value is refused).
+        type: requireJobType(req.type),
         companyId: String(req.companyId),
         input: inputToJson(req.input),
         dataPlaneId: req.dataPlaneId,
         computePoolId: req.computePoolId,
-        executionCluster: ExecutionCluster[req.executionCluster] as JobRecord["executionCluster"],
+        executionCluster: executionCluster(req.executionCluster),
       };
       return { job: jobToProto(await createJob(client, fields, req.requestId || null)) };
     },
