@@ -1,8 +1,8 @@
 // Node request handler for the Connect router. Plain unary gRPC calls, the
-// ones executors make at every job step, go to ./grpc-unary.ts, which serves
-// them with the same interceptors and implementations without Connect's
-// streaming pipeline. Everything else goes to Connect through connect-node's
-// adapter, plus the message size limit enforced as the body streams in, so an
+// ones executors make at every job step, arrive as HTTP/2 streams
+// (RequestHandler.stream) and go to ./grpc-unary.ts, which serves them with
+// the same interceptors and implementations without Connect's streaming
+// pipeline. Everything else goes to Connect through connect-node's adapter, plus the message size limit enforced as the body streams in, so an
 // oversized request is refused first (SPEC §4's order) with RESOURCE_EXHAUSTED
 // and an ErrorInfo like every other error. Connect's own readMaxBytes stays on
 // as the backstop for compressed messages (it measures them decompressed).
@@ -30,6 +30,7 @@ import {
   universalResponseToNodeResponse,
 } from "@connectrpc/connect-node";
 import type { Logger } from "../log.js";
+import type { RequestHandler } from "./listener.js";
 import { errorInfo } from "./interceptors.js";
 import { createGrpcUnaryServer, isPlainGrpcUnary, resetWithInternalError, type UnaryMethod } from "./grpc-unary.js";
 import {
@@ -59,7 +60,7 @@ const COMPRESS_MIN_BYTES = 64 * 1024;
 type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 
-export function createRequestHandler(options: AdapterOptions): (req: NodeRequest, res: NodeResponse) => void {
+export function createRequestHandler(options: AdapterOptions): RequestHandler {
   // The unary gRPC path honours what is set here (interceptors, limit, compression):
   // a router option added later (a shutdownSignal, a requestGate …) must reach it too.
   const router = createConnectRouter({
@@ -77,19 +78,12 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
     compressions: COMPRESSIONS,
     compressMinBytes: COMPRESS_MIN_BYTES,
   });
-  return (req, res) => {
+  const handleRequest = (req: NodeRequest, res: NodeResponse) => {
     const path = req.url?.split("?", 2)[0] ?? "";
     const handler = handlers.get(path);
     if (!handler) {
       res.statusCode = 404;
       res.end();
-      return;
-    }
-    const unaryMethod = unary.get(path);
-    if (unaryMethod !== undefined && isPlainGrpcUnary(req.method ?? "", req.httpVersionMajor, req.headers)) {
-      serveUnary(unaryMethod, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse).catch((reason: unknown) =>
-        failed(unaryMethod.method.name, reason, res),
-      );
       return;
     }
     const uReq = universalRequestFromNodeRequest(req as never, res as never, undefined, undefined);
@@ -100,12 +94,22 @@ export function createRequestHandler(options: AdapterOptions): (req: NodeRequest
         failed(handler.method.name, reason, res);
       });
   };
+  return Object.assign(handleRequest, {
+    stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): boolean {
+      const path = headers[":path"]?.split("?", 2)[0] ?? "";
+      const unaryMethod = unary.get(path);
+      if (unaryMethod === undefined || !isPlainGrpcUnary(headers[":method"] ?? "", 2, headers)) return false;
+      serveUnary(unaryMethod, stream, headers).catch((reason: unknown) => failed(unaryMethod.method.name, reason, stream));
+      return true;
+    },
+  });
 
   /** A call that could not be answered: logged, and ended now rather than left to the caller's deadline. */
-  function failed(call: string, reason: unknown, res: NodeResponse): void {
+  function failed(call: string, reason: unknown, answer: NodeResponse | http2.ServerHttp2Stream): void {
     options.log.error("handler failed", { call, error: reason instanceof Error ? reason.message : String(reason) });
-    if ("stream" in res) resetWithInternalError(res);
-    else res.destroy();
+    if ("respond" in answer) resetWithInternalError(answer);
+    else if ("stream" in answer) resetWithInternalError(answer.stream);
+    else answer.destroy();
   }
 }
 

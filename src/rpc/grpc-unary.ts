@@ -7,11 +7,11 @@
 // the request into its universal form. On the calls executors make at every
 // job step that machinery was the largest single cost in the server's profile
 // (see the README's Performance section). A unary call is one message in and
-// one out, so here it is read whole, decoded, handed to the same interceptors
-// and the same service implementation, with a HandlerContext made by Connect's
-// own createHandlerContext, and answered in one go, closed by the
-// trailers Connect's setTrailerStatus builds. It answers as Connect's gRPC
-// handler does, byte for byte in status, message and details
+// one out, so here it is read whole from the HTTP/2 stream (Node's stream API,
+// not its request/response compatibility objects), decoded, handed to the
+// same interceptors and the same service implementation, and answered in one
+// go, closed by the trailers Connect's setTrailerStatus builds. It answers as
+// Connect's gRPC handler does, byte for byte in status, message and details
 // (test/rpc/grpc-unary.test.ts compares the two). Everything else (streams,
 // gRPC-Web, the Connect protocol, JSON, compressed requests) goes to Connect.
 
@@ -20,7 +20,8 @@ import { create, type DescMessage, type DescMethodUnary, type DescService, type 
 import {
   Code,
   ConnectError,
-  createHandlerContext,
+  type ContextValues,
+  createContextValues,
   type HandlerContext,
   type Interceptor,
   type UnaryRequest,
@@ -53,11 +54,12 @@ export interface GrpcUnaryOptions {
   readonly compressMinBytes: number;
 }
 
-export type ServeUnary = (entry: UnaryMethod, req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => Promise<void>;
+export type ServeUnary = (entry: UnaryMethod, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => Promise<void>;
 
 /** The reasons a call's signal ends with, made once: an error's stack costs more than the rest of a small call. */
 const CLIENT_CANCELLED = new ConnectError("the client cancelled the call", Code.Canceled);
 const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
+const DEADLINE_EXCEEDED = new ConnectError("the operation timed out", Code.DeadlineExceeded);
 
 const GRPC_BINARY = /^application\/grpc(\+proto)?$/i;
 
@@ -73,30 +75,24 @@ export function isPlainGrpcUnary(method: string, httpVersionMajor: number, heade
 export function createGrpcUnaryServer(options: GrpcUnaryOptions): ServeUnary {
   const { interceptors, maxMessageBytes, compressions, compressMinBytes } = options;
 
-  return async function serve(entry, req, res) {
-    const headers = req.headers;
+  return async function serve(entry, stream, headers) {
     const call = entry.method.name;
     const timeout = parseTimeout(headerValue(headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
-    const context = createHandlerContext({
-      service: entry.service,
-      method: entry.method,
-      protocolName: "grpc",
-      requestMethod: "POST",
-      url: `${req.scheme}://${req.authority}${req.url}`,
-      timeoutMs: timeout.timeoutMs,
-      requestHeader: requestHeaders(headers),
-      responseHeader: { "content-type": "application/grpc+proto" },
-      responseTrailer: { "grpc-status": grpcStatusOk },
-    });
+    const context = new UnaryCallContext(entry, headers, timeout.timeoutMs);
+    // Compatibility mode swallows a stream's errors; here they would be thrown
+    // as uncaught. A stream that fails ends the call's signal like a reset.
+    const onStreamError = () => context.end(CLIENT_CANCELLED);
+    stream.on("error", onStreamError);
     // A reset by the client ends the call's signal (as in connect-node); a stream that ends normally costs nothing here.
-    req.once("aborted", () => context.abort(CLIENT_CANCELLED));
+    const onAborted = () => context.end(CLIENT_CANCELLED);
+    stream.once("aborted", onAborted);
     const compression = compressionNegotiate(compressions, null, headerValue(headers["grpc-accept-encoding"]), "grpc-accept-encoding").response;
     if (compression !== null) context.responseHeader.set("grpc-encoding", compression.name);
 
     let body: Uint8Array | null = null;
     try {
       if (timeout.error) throw timeout.error;
-      const input = singleMessage(entry.method.input, await readBody(req, context.signal, maxMessageBytes, call), call);
+      const input = singleMessage(entry.method.input, await readBody(stream, context.signal, maxMessageBytes, call), call);
       const response = await intercepted(entry, context, interceptors)({
         stream: false,
         service: entry.service,
@@ -115,15 +111,67 @@ export function createGrpcUnaryServer(options: GrpcUnaryOptions): ServeUnary {
       // Connect's wording for anything that is not a ConnectError: nothing of an unexpected error reaches the caller.
       setTrailerStatus(context.responseTrailer, reason instanceof ConnectError ? reason : new ConnectError("internal error", Code.Internal, undefined, undefined, reason));
     } finally {
-      // Clears the deadline's timer. With a reason of our own: Connect's default makes a DOMException per call.
-      context.abort(CALL_ENDED);
+      context.end(CALL_ENDED);
+      stream.off("aborted", onAborted);
     }
-    if (res.destroyed) return;
-    res.writeHead(200, nodeHeaders(context.responseHeader));
-    res.addTrailers(nodeHeaders(context.responseTrailer));
-    if (body === null) res.end();
-    else res.end(body);
+    if (stream.destroyed || stream.closed) return;
+    const trailers = nodeHeaders(context.responseTrailer);
+    stream.once("wantTrailers", () => stream.sendTrailers(trailers));
+    stream.respond({ ":status": 200, ...nodeHeaders(context.responseHeader) }, { waitForTrailers: true });
+    if (body === null) stream.end();
+    else stream.end(body);
   };
+}
+
+/**
+ * A unary call's HandlerContext, made for the one call this path serves
+ * rather than by Connect's createHandlerContext, which makes a deadline
+ * signal and a second, linked abort controller for every call and aborts
+ * them at its end, dispatching an Event. Here one controller serves as the
+ * call's signal, and a deadline timer exists only when the client set one.
+ * The signal aborts on the client's reset or the deadline; a call that ends
+ * normally leaves it as it is: nothing of a unary call outlives its answer.
+ */
+class UnaryCallContext implements HandlerContext {
+  readonly service: DescService;
+  readonly method: DescMethodUnary;
+  readonly protocolName = "grpc";
+  readonly requestMethod = "POST";
+  readonly url: string;
+  readonly requestHeader: Headers;
+  readonly responseHeader = new Headers({ "content-type": "application/grpc+proto" });
+  readonly responseTrailer = new Headers({ "grpc-status": grpcStatusOk });
+  readonly values: ContextValues = createContextValues();
+  private readonly controller = new AbortController();
+  private readonly deadline: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(entry: UnaryMethod, headers: http2.IncomingHttpHeaders, timeoutMs: number | undefined) {
+    this.service = entry.service;
+    this.method = entry.method;
+    this.url = `${headers[":scheme"]}://${headers[":authority"] ?? headers.host}${headers[":path"]}`;
+    this.requestHeader = requestHeaders(headers);
+    if (timeoutMs !== undefined) {
+      this.deadline = Date.now() + timeoutMs;
+      if (timeoutMs <= 0) this.controller.abort(DEADLINE_EXCEEDED);
+      else this.timer = setTimeout(() => this.end(DEADLINE_EXCEEDED), timeoutMs);
+    }
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  readonly timeoutMs = (): number | undefined => (this.deadline === undefined ? undefined : this.deadline - Date.now());
+
+  /** Ends the call: with `reason` on its signal unless the call simply answered (CALL_ENDED). */
+  end(reason: ConnectError): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    if (reason !== CALL_ENDED && !this.controller.signal.aborted) this.controller.abort(reason);
+  }
 }
 
 /**
@@ -132,21 +180,29 @@ export function createGrpcUnaryServer(options: GrpcUnaryOptions): ServeUnary {
  * clients report as INTERNAL, so that the caller is not left waiting for its
  * deadline. The response's own headers may be what failed, so none are sent.
  */
-export function resetWithInternalError(res: http2.Http2ServerResponse): void {
-  if (!res.stream.destroyed) res.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+export function resetWithInternalError(stream: http2.Http2Stream): void {
+  if (!stream.destroyed) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
 }
 
 /** The implementation wrapped in the interceptors, as Connect wraps it for each call. */
 function intercepted(entry: UnaryMethod, context: HandlerContext, interceptors: Interceptor[]) {
   type Next = (request: UnaryRequest<DescMethodUnary["input"], DescMethodUnary["output"]>) => Promise<UnaryResponse<DescMethodUnary["input"], DescMethodUnary["output"]>>;
   const implementation: Next = async (request) => {
-    const result = await entry.impl(request.message as never, {
-      ...context,
+    // What an interceptor may have replaced in the request, over the call's context.
+    const handlerContext: HandlerContext = {
+      method: context.method,
       service: request.service,
-      requestHeader: request.header,
       signal: request.signal,
+      timeoutMs: context.timeoutMs,
+      requestMethod: context.requestMethod,
+      requestHeader: request.header,
+      responseHeader: context.responseHeader,
+      responseTrailer: context.responseTrailer,
+      protocolName: context.protocolName,
       values: request.contextValues,
-    });
+      url: context.url,
+    };
+    const result = await entry.impl(request.message as never, handlerContext);
     return {
       stream: false,
       service: entry.service,
@@ -159,13 +215,13 @@ function intercepted(entry: UnaryMethod, context: HandlerContext, interceptors: 
   return interceptors.reduceRight<Next>((next, interceptor) => interceptor(next as never) as never, implementation);
 }
 
-/** The request's headers without HTTP/2's pseudo-headers, as the record createHandlerContext turns into Headers. */
-function requestHeaders(headers: http2.IncomingHttpHeaders): Record<string, string> {
-  const result: Record<string, string> = {};
+/** The request's headers without HTTP/2's pseudo-headers. */
+function requestHeaders(headers: http2.IncomingHttpHeaders): Headers {
+  const result = new Headers();
   for (const name in headers) {
-    if (name.startsWith(":")) continue;
+    if (name.charCodeAt(0) === 58 /* ":" */) continue;
     const value = headerValue(headers[name]);
-    if (value !== null) result[name] = value;
+    if (value !== null) result.set(name, value);
   }
   return result;
 }
@@ -195,7 +251,7 @@ function replaceHeaders(from: Headers, to: Headers): void {
  * of the limit (RESOURCE_EXHAUSTED, before the rest is read), and ended by
  * the call's deadline or the client's reset while it is still arriving.
  */
-function readBody(req: http2.Http2ServerRequest, signal: AbortSignal, max: number, call: string): Promise<Uint8Array> {
+function readBody(req: http2.ServerHttp2Stream, signal: AbortSignal, max: number, call: string): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;

@@ -1,10 +1,14 @@
 // TLS (SPEC §2: "TLS when a certificate is configured"): with TLS_CERT
-// and TLS_KEY the same port serves gRPC over TLS.
+// and TLS_KEY the same port serves gRPC over TLS, and Connect by HTTP/1.1 or
+// HTTP/2 as the client's ALPN chooses.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import http2 from "node:http2";
+import https from "node:https";
 import { join } from "node:path";
+import type { TLSSocket } from "node:tls";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
@@ -66,4 +70,58 @@ test("a plaintext client is refused on the TLS port", async () => {
   } finally {
     client.close();
   }
+});
+
+/** A Connect unary call with JSON over TLS, by HTTP/2 (ALPN h2) or by HTTP/1.1 with no ALPN at all, as Node's https sends it. */
+async function connectJsonOverTls(alpn: "none" | "h2"): Promise<{ protocol: string; status: number; body: { job?: { id?: string } } }> {
+  const ca = readFileSync(join(dir, "cert.pem"));
+  const body = JSON.stringify({ type: "JOB_TYPE_HEALTH_CHECK", companyId: "1" });
+  const headers = { "content-type": "application/json", authorization: `Bearer ${server.tokens.service}` };
+  if (alpn === "h2") {
+    const session = http2.connect(`https://localhost:${server.port}`, { ca });
+    try {
+      return await new Promise((resolve, reject) => {
+        const stream = session.request({ ":method": "POST", ":path": "/jobs.v1.JobService/CreateJob", ...headers });
+        let status = 0;
+        let text = "";
+        stream.on("response", (h) => (status = Number(h[":status"])));
+        stream.setEncoding("utf8");
+        stream.on("data", (chunk: string) => (text += chunk));
+        stream.on("end", () => resolve({ protocol: (session.socket as TLSSocket).alpnProtocol || "", status, body: JSON.parse(text) }));
+        stream.on("error", reject);
+        stream.end(body);
+      });
+    } finally {
+      session.close();
+    }
+  }
+  return new Promise((resolve, reject) => {
+    const options: https.RequestOptions = {
+      host: "localhost",
+      port: server.port,
+      path: "/jobs.v1.JobService/CreateJob",
+      method: "POST",
+      ca,
+      headers,
+      agent: false,
+    };
+    const req = https.request(options, (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => resolve({ protocol: `HTTP/${res.httpVersion}`, status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+test.each([
+  ["HTTP/1.1 (no ALPN)", "none", "HTTP/1.1"],
+  ["HTTP/2", "h2", "h2"],
+] as const)("Connect JSON over TLS by %s is served on the same port", async (_name, alpn, protocol) => {
+  const answer = await connectJsonOverTls(alpn);
+  expect(answer.protocol).toBe(protocol);
+  expect(answer.status).toBe(200);
+  expect(answer.body.job?.id).toMatch(/^[0-9a-f-]{36}$/);
 });
