@@ -56,9 +56,8 @@ export interface GrpcUnaryOptions {
 
 export type ServeUnary = (entry: UnaryMethod, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => Promise<void>;
 
-/** The reasons a call's signal ends with, made once: an error's stack costs more than the rest of a small call. */
+/** The reasons a call's signal aborts with, made once: an error's stack costs more than the rest of a small call. */
 const CLIENT_CANCELLED = new ConnectError("the client cancelled the call", Code.Canceled);
-const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
 const DEADLINE_EXCEEDED = new ConnectError("the operation timed out", Code.DeadlineExceeded);
 
 const GRPC_BINARY = /^application\/grpc(\+proto)?$/i;
@@ -81,10 +80,10 @@ export function createGrpcUnaryServer(options: GrpcUnaryOptions): ServeUnary {
     const context = new UnaryCallContext(entry, headers, timeout.timeoutMs);
     // Compatibility mode swallows a stream's errors; here they would be thrown
     // as uncaught. A stream that fails ends the call's signal like a reset.
-    const onStreamError = () => context.end(CLIENT_CANCELLED);
+    const onStreamError = () => context.abort(CLIENT_CANCELLED);
     stream.on("error", onStreamError);
     // A reset by the client ends the call's signal (as in connect-node); a stream that ends normally costs nothing here.
-    const onAborted = () => context.end(CLIENT_CANCELLED);
+    const onAborted = () => context.abort(CLIENT_CANCELLED);
     stream.once("aborted", onAborted);
     const compression = compressionNegotiate(compressions, null, headerValue(headers["grpc-accept-encoding"]), "grpc-accept-encoding").response;
     if (compression !== null) context.responseHeader.set("grpc-encoding", compression.name);
@@ -111,7 +110,7 @@ export function createGrpcUnaryServer(options: GrpcUnaryOptions): ServeUnary {
       // Connect's wording for anything that is not a ConnectError: nothing of an unexpected error reaches the caller.
       setTrailerStatus(context.responseTrailer, reason instanceof ConnectError ? reason : new ConnectError("internal error", Code.Internal, undefined, undefined, reason));
     } finally {
-      context.end(CALL_ENDED);
+      context.end();
       stream.off("aborted", onAborted);
     }
     if (stream.destroyed || stream.closed) return;
@@ -154,7 +153,7 @@ class UnaryCallContext implements HandlerContext {
     if (timeoutMs !== undefined) {
       this.deadline = Date.now() + timeoutMs;
       if (timeoutMs <= 0) this.controller.abort(DEADLINE_EXCEEDED);
-      else this.timer = setTimeout(() => this.end(DEADLINE_EXCEEDED), timeoutMs);
+      else this.timer = setTimeout(() => this.abort(DEADLINE_EXCEEDED), timeoutMs);
     }
   }
 
@@ -164,13 +163,18 @@ class UnaryCallContext implements HandlerContext {
 
   readonly timeoutMs = (): number | undefined => (this.deadline === undefined ? undefined : this.deadline - Date.now());
 
-  /** Ends the call: with `reason` on its signal unless the call simply answered (CALL_ENDED). */
-  end(reason: ConnectError): void {
+  /** The client reset the call, or its deadline passed. */
+  abort(reason: ConnectError): void {
+    this.end();
+    if (!this.controller.signal.aborted) this.controller.abort(reason);
+  }
+
+  /** The call is over: no deadline any more. */
+  end(): void {
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (reason !== CALL_ENDED && !this.controller.signal.aborted) this.controller.abort(reason);
   }
 }
 
@@ -219,7 +223,7 @@ function intercepted(entry: UnaryMethod, context: HandlerContext, interceptors: 
 function requestHeaders(headers: http2.IncomingHttpHeaders): Headers {
   const result = new Headers();
   for (const name in headers) {
-    if (name.charCodeAt(0) === 58 /* ":" */) continue;
+    if (name.startsWith(":")) continue;
     const value = headerValue(headers[name]);
     if (value !== null) result.set(name, value);
   }
@@ -251,16 +255,16 @@ function replaceHeaders(from: Headers, to: Headers): void {
  * of the limit (RESOURCE_EXHAUSTED, before the rest is read), and ended by
  * the call's deadline or the client's reset while it is still arriving.
  */
-function readBody(req: http2.ServerHttp2Stream, signal: AbortSignal, max: number, call: string): Promise<Uint8Array> {
+function readBody(stream: http2.ServerHttp2Stream, signal: AbortSignal, max: number, call: string): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];
     let size = 0;
     /** The first envelope's announced length, once its 5-byte header is in. */
     let announced = -1;
     const finish = (error: unknown, body?: Uint8Array) => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
+      stream.off("data", onData);
+      stream.off("end", onEnd);
+      stream.off("error", onError);
       signal.removeEventListener("abort", onAbort);
       if (error === null && body !== undefined) resolve(body);
       else reject(error);
@@ -279,9 +283,9 @@ function readBody(req: http2.ServerHttp2Stream, signal: AbortSignal, max: number
     const onError = (error: Error) => finish(new ConnectError(`the request body could not be read: ${error.message}`, Code.Canceled));
     const onAbort = () => finish(signal.reason);
     if (signal.aborted) return onAbort();
-    req.on("data", onData);
-    req.on("end", onEnd);
-    req.on("error", onError);
+    stream.on("data", onData);
+    stream.on("end", onEnd);
+    stream.on("error", onError);
     signal.addEventListener("abort", onAbort, { once: true });
   });
 }

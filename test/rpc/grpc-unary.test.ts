@@ -191,6 +191,32 @@ describe("the unary gRPC path answers as Connect's gRPC handler does", () => {
     expect(answer["grpc-status"]).toBe("4");
   });
 
+  const resets: Array<[string, string, number]> = [];
+  for (const when of ["while its body is arriving", "once its request is in, before the answer"]) {
+    for (const code of ["CANCEL", "INTERNAL_ERROR", "PROTOCOL_ERROR"] as const) {
+      resets.push([code, when, http2.constants[`NGHTTP2_${code}`]]);
+    }
+  }
+  test.each(resets)("a call the client resets (%s) %s ends there, and the server serves on", async (_name, when, code) => {
+    const request = framed(GetJobRequestSchema, { jobId });
+    const whole = when.startsWith("once");
+    await new Promise<void>((resolve) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/jobs.v1.JobService/GetJob",
+        "content-type": "application/grpc",
+        te: "trailers",
+        authorization: `Bearer ${server.tokens.service}`,
+      });
+      stream.on("error", () => {});
+      stream.on("close", () => resolve());
+      if (whole) stream.end(request, () => stream.close(code));
+      else stream.write(request.subarray(0, 10), () => stream.close(code));
+    });
+    const { job } = await client.call("GetJob", { job_id: jobId });
+    expect(job.id).toBe(jobId);
+  });
+
   test("the server still serves after all of them", async () => {
     const { job } = await client.call("GetJob", { job_id: jobId });
     expect(job.id).toBe(jobId);
