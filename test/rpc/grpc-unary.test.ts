@@ -109,6 +109,18 @@ function plain(headers: http2.IncomingHttpHeaders): Record<string, string> {
   return out;
 }
 
+/** A raw GetJob call with the service's token; what it sends, and when it ends, is the caller's. */
+function openGetJob(headers: http2.OutgoingHttpHeaders = {}): http2.ClientHttp2Stream {
+  return session.request({
+    ":method": "POST",
+    ":path": "/jobs.v1.JobService/GetJob",
+    "content-type": "application/grpc",
+    te: "trailers",
+    authorization: `Bearer ${server.tokens.service}`,
+    ...headers,
+  });
+}
+
 /** The same request by the unary path and by Connect (whose path the gzip request encoding forces). */
 async function bothWays(method: string, body: Uint8Array, headers: http2.OutgoingHttpHeaders = {}) {
   const withToken = { authorization: `Bearer ${server.tokens.service}`, "grpc-accept-encoding": "identity", ...headers };
@@ -170,14 +182,7 @@ describe("the unary gRPC path answers as Connect's gRPC handler does", () => {
 
   test("a body that never ends is answered DEADLINE_EXCEEDED at the call's deadline, not held open", async () => {
     const answer = await new Promise<Record<string, string>>((resolve, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/jobs.v1.JobService/GetJob",
-        "content-type": "application/grpc",
-        te: "trailers",
-        authorization: `Bearer ${server.tokens.service}`,
-        "grpc-timeout": "300m",
-      });
+      const stream = openGetJob({ "grpc-timeout": "300m" });
       // The answer ends the server's side; the request side stays open, so the trailers are the end of it.
       stream.on("trailers", (t) => {
         resolve(plain(t));
@@ -191,23 +196,19 @@ describe("the unary gRPC path answers as Connect's gRPC handler does", () => {
     expect(answer["grpc-status"]).toBe("4");
   });
 
-  const resets: Array<[string, string, number]> = [];
-  for (const when of ["while its body is arriving", "once its request is in, before the answer"]) {
+  const resets: Array<[string, string, number, boolean]> = [];
+  for (const [when, whole] of [
+    ["while its body is arriving", false],
+    ["once its request is in, before the answer", true],
+  ] as const) {
     for (const code of ["CANCEL", "INTERNAL_ERROR", "PROTOCOL_ERROR"] as const) {
-      resets.push([code, when, http2.constants[`NGHTTP2_${code}`]]);
+      resets.push([code, when, http2.constants[`NGHTTP2_${code}`], whole]);
     }
   }
-  test.each(resets)("a call the client resets (%s) %s ends there, and the server serves on", async (_name, when, code) => {
+  test.each(resets)("a call the client resets (%s) %s ends there, and the server serves on", async (_name, _when, code, whole) => {
     const request = framed(GetJobRequestSchema, { jobId });
-    const whole = when.startsWith("once");
     await new Promise<void>((resolve) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/jobs.v1.JobService/GetJob",
-        "content-type": "application/grpc",
-        te: "trailers",
-        authorization: `Bearer ${server.tokens.service}`,
-      });
+      const stream = openGetJob();
       stream.on("error", () => {});
       stream.on("close", () => resolve());
       if (whole) stream.end(request, () => stream.close(code));
