@@ -4,13 +4,13 @@
 // anything is sent, and the exit codes scripts rely on (README: Exit codes).
 
 import type { ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import type { Msg } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
 import { type CliResult, freePort, lineReader, runCli, spawnCli } from "../support/processes.js";
+import { scratchDir } from "../support/scratch.js";
 
 const UNKNOWN_ID = "00000000-0000-4000-8000-000000000000";
 
@@ -62,7 +62,7 @@ test("a job's whole life: create, get, list, run, watch live, complete (a wrong 
     createdBy: { type: "PRINCIPAL_TYPE_SERVICE", name: "test-service" },
   });
   // Another job of the same company and data plane, of another type: the filters below must leave it out.
-  const inputFile = join(mkdtempSync(join(tmpdir(), "jobsctl-")), "input.json");
+  const inputFile = join(scratchDir("jobsctl-"), "input.json");
   writeFileSync(inputFile, JSON.stringify({ refresh_materialized_view: { nql: "refresh", dataset_id: "9" } }));
   const other = await json("create", "--type", "refresh_materialized_view", "--company", "77", "--data-plane", "dp-cli", "--input-file", inputFile);
   expect(other.input).toEqual({ refreshMaterializedView: { nql: "refresh", datasetId: "9" } });
@@ -212,7 +212,7 @@ describe("where the server and token come from", () => {
   });
 
   test("without either, the development token in JOBS_DATA_DIR", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "jobsctl-data-"));
+    const dataDir = scratchDir("jobsctl-data-");
     writeFileSync(join(dataDir, "dev-token"), `${server.tokens.reader}\n`);
     expect((await get({ JOBS_DATA_DIR: dataDir }, "--server", server.url)).code).toBe(0);
   });

@@ -4,14 +4,14 @@
 // The cases are keyed by VARIABLES, so a new variable without a bad-value
 // case (or a stated reason why any value is fine) fails this file.
 
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, test } from "@jest/globals";
 import { ConfigError, loadConfig, RULES, VARIABLES, type VariableName } from "../../src/config.js";
 import { runCli } from "../support/processes.js";
+import { scratchDir } from "../support/scratch.js";
 
-const PEM_DIR = mkdtempSync(join(tmpdir(), "jobs-config-"));
+const PEM_DIR = scratchDir("jobs-config-");
 const PEM = join(PEM_DIR, "any.pem");
 writeFileSync(PEM, "-----BEGIN CERTIFICATE-----\nnot checked further here\n-----END CERTIFICATE-----\n");
 const NOT_PEM = join(PEM_DIR, "notes.txt");

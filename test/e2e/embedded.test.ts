@@ -4,8 +4,7 @@
 // database; bad configuration stops it with a message naming the variable.
 
 import { execFile } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
@@ -13,6 +12,7 @@ import { runningPostgres } from "../../src/store/embedded-postgres.js";
 import { jobsClient } from "../support/grpc.js";
 import { adminUrl, sql } from "../support/harness.js";
 import { runCli, type ServerProcess, spawnServer } from "../support/processes.js";
+import { scratchDir } from "../support/scratch.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 let dataDir: string;
@@ -21,7 +21,7 @@ let server: ServerProcess | undefined;
 
 beforeAll(() => {
   // embedded-postgres runs PostgreSQL as the postgres user, which must be able to enter this directory.
-  const parent = mkdtempSync(join(tmpdir(), "jobs-embedded-"));
+  const parent = scratchDir("jobs-embedded-");
   chmodSync(parent, 0o755);
   dataDir = join(parent, "data");
   env = { JOBS_DATA_DIR: dataDir, EMBEDDED_POSTGRES_PORT: "0", LOG_LEVEL: "info", MIGRATE_ON_START: "true" };

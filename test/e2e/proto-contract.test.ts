@@ -3,11 +3,11 @@
 // them, such as renaming a field.
 
 import { execFile } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect, test } from "@jest/globals";
+import { scratchDir } from "../support/scratch.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 const BUF = join(ROOT, "node_modules", ".bin", "buf");
@@ -15,7 +15,7 @@ const run = promisify(execFile);
 
 /** A copy of the repository's buf module, with `edit` applied to proto/jobs/v1/job.proto. */
 function editedCopy(edit: (source: string) => string): string {
-  const dir = mkdtempSync(join(tmpdir(), "jobs-proto-"));
+  const dir = scratchDir("jobs-proto-");
   cpSync(join(ROOT, "proto"), join(dir, "proto"), { recursive: true });
   cpSync(join(ROOT, "buf.yaml"), join(dir, "buf.yaml"));
   const file = join(dir, "proto", "jobs", "v1", "job.proto");

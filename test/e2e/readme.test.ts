@@ -2,14 +2,13 @@
 // and its configuration table must match src/config.ts.
 
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { configTable, VARIABLES } from "../../src/config.js";
 import { startServer, type TestServer } from "../support/harness.js";
 import { ROOT, readmeBlock, readmeScript } from "../support/readme.js";
+import { scratchDir } from "../support/scratch.js";
 
 const run = promisify(execFile);
 
@@ -26,7 +25,7 @@ test("the first-job walkthrough works as printed", async () => {
     // The only differences from the README: this test's server and token.
     .replaceAll("http://127.0.0.1:50051", server.url)
     .replace('"$(cat .data/dev-token)"', `"${server.tokens.service}"`)
-    .replaceAll("job.json", join(mkdtempSync(join(tmpdir(), "jobs-walkthrough-")), "job.json"));
+    .replaceAll("job.json", join(scratchDir("jobs-walkthrough-"), "job.json"));
   const { stdout } = await run("bash", ["-euo", "pipefail", "-c", script], {
     cwd: ROOT, // "in the checkout", as the README says
     env: { ...process.env, PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH}`, npm_config_yes: "true" },

@@ -3,8 +3,7 @@
 // HTTP/2 as the client's ALPN chooses.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import http2 from "node:http2";
 import https from "node:https";
 import { join } from "node:path";
@@ -13,12 +12,13 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { startServer, type TestServer } from "../support/harness.js";
+import { scratchDir } from "../support/scratch.js";
 
 let server: TestServer;
 let dir: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "jobs-tls-"));
+  dir = scratchDir("jobs-tls-");
   // A self-signed certificate for localhost, made with the system's openssl.
   execFileSync("openssl", [
     "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",

