@@ -12,6 +12,16 @@
 // committed but never notified, or a LISTEN connection that dropped is caught
 // up by the next read, triggered at the latest by a poll every
 // `pollIntervalMs` and at once after reconnecting.
+//
+// A replica that runs alone sends no NOTIFY at all: each one is a transaction
+// of its own with a commit record to flush, ~50 a second under load, for no
+// listener. Whether another replica listens is counted from pg_stat_activity
+// (every notifier connection carries the same application_name) when the
+// LISTEN connection opens and at every poll, and learnt at once from any
+// notification another session sends. The race is closed by a NOTIFY on each
+// side: a notifier announces itself once it listens, and answers the first
+// sign of a replica it thought absent, so whichever of two replicas counted
+// first, the other's next read sees everything it committed.
 
 import pg from "pg";
 import type { EventRecord } from "../domain/job.js";
@@ -22,6 +32,9 @@ import type { QueryRunner } from "../store/sql.js";
 import type { EventHub } from "./hub.js";
 
 export const CHANNEL = "jobs_events";
+
+/** The application_name of every notifier's LISTEN connection: how replicas count each other. */
+export const NOTIFIER_APPLICATION_NAME = "jobs-notifier";
 
 export interface NotifierOptions {
   readonly databaseUrl: string;
@@ -39,7 +52,11 @@ export interface NotifierOptions {
 
 export interface NotifierStats {
   notificationsSent: number;
+  /** Commits that sent no NOTIFY because no other replica was listening. */
+  notificationsSkipped: number;
   notificationsReceived: number;
+  /** Other notifiers on this database at the last count (null: not counted yet, or the count failed). */
+  otherReplicas: number | null;
   feedReads: number;
   eventsPublished: number;
   reconnects: number;
@@ -68,9 +85,17 @@ export class Notifier {
   private notifyInFlight = false;
   private lastNotifyAt = 0;
 
+  // Whether another replica listens; assumed until counted.
+  private othersListen = true;
+  /** Notifications heard from other sessions: a count that raced one of them is not trusted to say "none". */
+  private signalsFromOthers = 0;
+  private counting = false;
+
   readonly stats: NotifierStats = {
     notificationsSent: 0,
+    notificationsSkipped: 0,
     notificationsReceived: 0,
+    otherReplicas: null,
     feedReads: 0,
     eventsPublished: 0,
     reconnects: 0,
@@ -82,7 +107,10 @@ export class Notifier {
   async start(): Promise<void> {
     this.stopped = false;
     await this.connect().catch((error) => this.scheduleReconnect(error));
-    this.pollTimer = setInterval(() => this.requestRead(), this.options.pollIntervalMs);
+    this.pollTimer = setInterval(() => {
+      this.requestRead();
+      this.countOthers();
+    }, this.options.pollIntervalMs);
     this.pollTimer.unref();
   }
 
@@ -116,7 +144,8 @@ export class Notifier {
   /** Called right after this process committed events: publish them here, and tell the other replicas. */
   committed(events: readonly CommittedEvent[]): void {
     if (events.length === 0) return;
-    this.requestNotify();
+    if (this.othersListen) this.requestNotify();
+    else this.stats.notificationsSkipped++;
     if (!this.active) return;
     // Publish from memory only what keeps each job's events in order: an
     // event whose predecessor was published already (or that has none). A
@@ -147,11 +176,13 @@ export class Notifier {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: "jobs-notifier" });
+    const client = new pg.Client({ connectionString: this.options.databaseUrl, application_name: NOTIFIER_APPLICATION_NAME });
     client.on("notification", (message) => {
       // Our own NOTIFY (sent on this connection): this process published those events already.
       if (message.processId === (client as unknown as { processID: number }).processID) return;
       this.stats.notificationsReceived++;
+      this.signalsFromOthers++;
+      this.othersAreListening();
       this.requestRead();
     });
     client.on("error", (error) => this.onListenerLost(client, error));
@@ -166,7 +197,49 @@ export class Notifier {
     this.reconnectDelayMs = 100;
     // Whatever was committed while we were not listening.
     this.requestRead();
-    if (this.notifyPending) this.requestNotify();
+    this.countOthers();
+    // Announce ourselves to the replicas that counted before we listened; this also
+    // stands for whatever we committed while not connected.
+    this.requestNotify();
+  }
+
+  /** A notification from another session, or a count that found one: NOTIFY again, and answer a replica we thought absent. */
+  private othersAreListening(): void {
+    if (this.othersListen) return;
+    this.othersListen = true;
+    // What we committed without notifying may postdate that replica's last read.
+    this.requestNotify();
+  }
+
+  /** Counts the other notifiers on this database, on the LISTEN connection (in order with its notifications). */
+  private countOthers(): void {
+    const listener = this.listener;
+    if (!listener || this.counting) return;
+    this.counting = true;
+    const signalsBefore = this.signalsFromOthers;
+    listener
+      .query<{ n: number }>(
+        `select count(*)::int as n from pg_stat_activity
+         where datname = current_database() and application_name = $1 and pid <> pg_backend_pid()`,
+        [NOTIFIER_APPLICATION_NAME],
+      )
+      .then(({ rows }) => {
+        const others = rows[0].n;
+        this.stats.otherReplicas = others;
+        if (others > 0) this.othersAreListening();
+        // A notification that came while counting may be from a replica this count's snapshot missed.
+        else if (this.signalsFromOthers === signalsBefore) this.othersListen = false;
+      })
+      .catch((error) => {
+        // Unknown is treated as "someone listens": a spare NOTIFY costs little, a missing one delays watchers.
+        this.stats.otherReplicas = null;
+        this.othersAreListening();
+        // A lost connection is reported (and recounted) by the reconnect.
+        if (this.listener === listener) this.options.log.warn("could not count the other replicas' notifiers; notifying as if there were some", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+      })
+      .finally(() => (this.counting = false));
   }
 
   private onListenerLost(client: pg.Client, error: Error): void {
