@@ -12,8 +12,9 @@
 // connection and its reply carries nothing, so this client answers it at
 // once and sends it in the same write as the statement that follows. A
 // statement marked `thenCommit` is the last of its transaction, so COMMIT
-// goes out in the same write behind it; the ORM's own COMMIT then receives
-// that COMMIT's reply. Nothing is answered before PostgreSQL has replied to
+// goes out in the same write behind it, before the same Sync, and PostgreSQL
+// answers both in one reply; the ORM's own COMMIT then receives that
+// COMMIT's reply. Nothing is answered before PostgreSQL has replied to
 // COMMIT, and the statements and their order are exactly those the ORM
 // asked for (pg's pipeline mode lets a statement go before the previous
 // reply is in).
@@ -105,6 +106,41 @@ export class PreparingClient extends pg.Client {
     return super.query({ name, text, values, query_timeout: timeout || undefined } as pg.QueryConfig);
   }
 
+  /**
+   * The statement and the COMMIT behind it as one pg query with one Sync, so
+   * that PostgreSQL answers both in one write: sent as two, each with its Sync,
+   * the statement's reply is flushed at once and the COMMIT's follows after the
+   * WAL flush, a second wake-up and read for this process and a second send for
+   * PostgreSQL. The statement's promise settles at its own CommandComplete; the
+   * COMMIT's reply is kept for the ORM's COMMIT. If the statement fails,
+   * PostgreSQL skips the COMMIT and leaves the transaction aborted, so none is
+   * in flight: the ORM's ROLLBACK is sent.
+   */
+  private sendWithCommit(text: string, values: unknown): Promise<pg.QueryResult> {
+    const name = text.startsWith(MARK) ? text.slice(MARK.length, text.indexOf("*/")) : undefined;
+    const timeout = this.statementTimeoutMs();
+    let commit!: Promise<pg.QueryResult>;
+    const statement = new Promise<pg.QueryResult>((resolveStatement, rejectStatement) => {
+      commit = new Promise<pg.QueryResult>((resolveCommit, rejectCommit) => {
+        const query = new StatementThenCommit(
+          { name, text, values },
+          (error, result) => {
+            if (error) {
+              if (this.commitInFlight === commit) this.commitInFlight = null;
+              rejectStatement(error);
+            } else resolveStatement(result as pg.QueryResult);
+          },
+          (error, results) => (error ? rejectCommit(error) : resolveCommit(results[1])),
+        );
+        query.query_timeout = timeout || undefined;
+        super.query(query as unknown as pg.QueryConfig);
+      });
+    });
+    this.commitInFlight = commit;
+    commit.catch(() => undefined);
+    return statement;
+  }
+
   private begin(): Promise<pg.QueryResult> {
     this.inTransaction = true;
     this.beginPending = true;
@@ -134,15 +170,7 @@ export class PreparingClient extends pg.Client {
     if (!commits) return this.send(text, values);
     // A client already known broken sends nothing: its failure says nothing went in.
     const sent = this.isQueryable();
-    const reply = !inTransaction
-      ? this.send(text, values)
-      : this.corked(() => {
-          const reply = this.send(text, values);
-          // If the statement fails, PostgreSQL answers this COMMIT by rolling back.
-          this.commitInFlight = this.send("commit");
-          this.commitInFlight.catch(() => undefined);
-          return reply;
-        });
+    const reply = inTransaction ? this.sendWithCommit(text, values) : this.send(text, values);
     if (!sent) return reply;
     return reply.catch((error: unknown) => {
       throw isConnectionError(error) ? new OutcomeUnknown(error) : error;
@@ -189,5 +217,70 @@ export class PreparingClient extends pg.Client {
     } finally {
       stream.uncork();
     }
+  }
+}
+
+type StatementCallback = (error: Error | null, result?: unknown) => void;
+
+/** The parts of pg's Query (lib/query.js) that StatementThenCommit builds on: not in pg's types. */
+interface PgQuery {
+  portal: string;
+  query_timeout?: number;
+  _result: unknown;
+  _getRows(connection: PgConnection, rows: number | undefined): void;
+  handleCommandComplete(message: unknown, connection: PgConnection): void;
+  handleError(error: Error, connection: PgConnection): void;
+}
+
+interface PgConnection {
+  execute(config: { portal?: string; rows?: number }): void;
+  parse(config: { text: string }): void;
+  bind(config: object): void;
+  sync(): void;
+}
+
+const PgQuery = pg.Query as unknown as new (
+  config: { name?: string; text: string; values: unknown },
+  values: undefined,
+  callback: (error: Error | null, results: pg.QueryResult[]) => void,
+) => PgQuery;
+
+/**
+ * pg's Query, with COMMIT (unnamed, extended protocol) between the
+ * statement's Execute and its Sync. pg takes it as one query: one reply,
+ * ending in one ReadyForQuery, whose results are the statement's and COMMIT's.
+ */
+class StatementThenCommit extends PgQuery {
+  private statementSettled = false;
+
+  constructor(
+    config: { name?: string; text: string; values: unknown },
+    private readonly onStatement: StatementCallback,
+    onCommit: (error: Error | null, results: pg.QueryResult[]) => void,
+  ) {
+    super(config, undefined, onCommit);
+  }
+
+  override _getRows(connection: PgConnection, rows: number | undefined): void {
+    connection.execute({ portal: this.portal, rows });
+    connection.parse({ text: "commit" });
+    connection.bind({});
+    connection.execute({});
+    connection.sync();
+  }
+
+  override handleCommandComplete(message: unknown, connection: PgConnection): void {
+    super.handleCommandComplete(message, connection);
+    if (this.statementSettled) return;
+    this.statementSettled = true;
+    this.onStatement(null, this._result);
+  }
+
+  override handleError(error: Error, connection: PgConnection): void {
+    if (!this.statementSettled) {
+      this.statementSettled = true;
+      this.onStatement(error);
+    }
+    super.handleError(error, connection);
   }
 }

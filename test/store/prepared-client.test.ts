@@ -26,7 +26,7 @@ test("a transition is visible on another connection as soon as the call returns"
   expect(await stored(bundle.databaseUrl, job.id)).toMatchObject({ row: { revision: 2, state: "RUNNING" }, events: 2 });
 });
 
-test("when the write fails, the COMMIT sent behind it rolls back: no row change, and the next call on the connection works", async () => {
+test("when the write fails, the COMMIT behind it commits nothing: no row change, and the next call on the connection works", async () => {
   const job = await createJob(bundle.store);
   // An event row in the way of revision 2 makes the transition's write fail after its lock.
   await sql(
@@ -92,6 +92,51 @@ test("BEGIN sent without waiting still opens the transaction the next statements
     await client.query("begin", []);
     await client.query("commit", []);
     expect(await txid()).not.toBe(await txid());
+  } finally {
+    await client.end();
+  }
+});
+
+test("a transaction's last statement and the COMMIT behind it are answered together, after one Sync", async () => {
+  const url = await freshDatabase();
+  await sql(url, "create table pipelined (n int primary key)");
+  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
+  await client.connect();
+  // Each Sync is answered by one ReadyForQuery.
+  let readyForQuery = 0;
+  (client as unknown as { connection: NodeJS.EventEmitter }).connection.on("readyForQuery", () => readyForQuery++);
+  try {
+    await client.query("begin", []);
+    await client.query(prepared("pipelined_select", "select count(*)::int as n from pipelined"), []);
+    const write = await client.query(thenCommit(prepared("pipelined_insert", "insert into pipelined values ($1) returning n")), [7]);
+    expect(write.rows).toEqual([{ n: 7 }]);
+    const committed = await client.query("commit", []);
+    expect(committed.command).toBe("COMMIT");
+    // BEGIN and the select: one each; the insert and COMMIT: one for both.
+    expect(readyForQuery).toBe(3);
+    expect(await sql<{ n: number }>(url, "select n from pipelined")).toEqual([{ n: 7 }]);
+  } finally {
+    await client.end();
+  }
+});
+
+test("a COMMIT that fails after its statement succeeded fails the ORM's COMMIT, keeps nothing, and leaves the connection clean", async () => {
+  const url = await freshDatabase();
+  // Checked at COMMIT, not at the insert: the statement succeeds, its COMMIT fails.
+  await sql(url, "create table deferred (n int, constraint deferred_unique unique (n) deferrable initially deferred)");
+  await sql(url, "insert into deferred values (1)");
+  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
+  await client.connect();
+  try {
+    await client.query("begin", []);
+    const write = await client.query(thenCommit(prepared("deferred_insert", "insert into deferred values ($1)")), [1]);
+    expect(write.rowCount).toBe(1);
+    await expect(client.query("commit", [])).rejects.toMatchObject({ code: "23505", constraint: "deferred_unique" });
+    expect(await sql<{ n: number }>(url, "select n from deferred")).toEqual([{ n: 1 }]);
+    // Outside any transaction again: the next statement commits on its own.
+    await client.query(thenCommit(prepared("deferred_insert", "insert into deferred values ($1)")), [2]);
+    expect(client.getTransactionStatus()).toBe("I");
+    expect(await sql<{ n: number }>(url, "select n from deferred order by n")).toEqual([{ n: 1 }, { n: 2 }]);
   } finally {
     await client.end();
   }
