@@ -95,7 +95,23 @@ export class PreparingClient extends pg.Client {
     if (config.startsWith(COMMIT_MARK)) {
       return this.withPendingBegin(() => this.lastStatement(config.slice(COMMIT_MARK.length), values));
     }
+    if (this.beginPending && this.isParsedHere(config)) {
+      this.beginPending = false;
+      return this.sendAfterBegin(config, values);
+    }
     return this.withPendingBegin(() => this.send(config, values));
+  }
+
+  /**
+   * Whether `text` may ride behind BEGIN in one pg query: unnamed, or named and
+   * parsed on this connection already. pg records a named statement as parsed
+   * at the query's first ParseComplete, which would be BEGIN's, and would not
+   * parse the statement again if its own Parse then failed.
+   */
+  private isParsedHere(text: string): boolean {
+    if (!text.startsWith(MARK)) return true;
+    const parsed = (this as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements;
+    return parsed[text.slice(MARK.length, text.indexOf("*/"))] !== undefined;
   }
 
   private send(text: string, values?: unknown): Promise<pg.QueryResult> {
@@ -139,6 +155,26 @@ export class PreparingClient extends pg.Client {
     this.commitInFlight = commit;
     commit.catch(() => undefined);
     return statement;
+  }
+
+  /**
+   * The transaction's first statement with the pending BEGIN in front of it,
+   * as one pg query with one Sync (extended protocol for both), so that
+   * PostgreSQL answers both in one reply: sent as two, BEGIN's reply is flushed
+   * on its own, and often read on its own. A BEGIN that fails means the
+   * connection failed, and the statement fails with it.
+   */
+  private sendAfterBegin(text: string, values: unknown): Promise<pg.QueryResult> {
+    const name = text.startsWith(MARK) ? text.slice(MARK.length, text.indexOf("*/")) : undefined;
+    const timeout = this.statementTimeoutMs();
+    return new Promise<pg.QueryResult>((resolve, reject) => {
+      const query = new BeginThenStatement({ name, text, values, queryMode: "extended" }, undefined, (error, results) =>
+        // The results are BEGIN's and the statement's.
+        error ? reject(error) : resolve(Array.isArray(results) ? results[results.length - 1] : results),
+      );
+      query.query_timeout = timeout || undefined;
+      super.query(query as unknown as pg.QueryConfig);
+    });
   }
 
   private begin(): Promise<pg.QueryResult> {
@@ -227,6 +263,7 @@ interface PgQuery {
   portal: string;
   query_timeout?: number;
   _result: unknown;
+  prepare(connection: PgConnection): void;
   _getRows(connection: PgConnection, rows: number | undefined): void;
   handleCommandComplete(message: unknown, connection: PgConnection): void;
   handleError(error: Error, connection: PgConnection): void;
@@ -240,10 +277,20 @@ interface PgConnection {
 }
 
 const PgQuery = pg.Query as unknown as new (
-  config: { name?: string; text: string; values: unknown },
+  config: { name?: string; text: string; values: unknown; queryMode?: "extended" },
   values: undefined,
   callback: (error: Error | null, results: pg.QueryResult[]) => void,
 ) => PgQuery;
+
+/** pg's Query, with BEGIN (unnamed, extended protocol) in front of the statement, before the same Sync. */
+class BeginThenStatement extends PgQuery {
+  override prepare(connection: PgConnection): void {
+    connection.parse({ text: "begin" });
+    connection.bind({});
+    connection.execute({});
+    super.prepare(connection);
+  }
+}
 
 /**
  * pg's Query, with COMMIT (unnamed, extended protocol) between the

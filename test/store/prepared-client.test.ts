@@ -97,7 +97,7 @@ test("BEGIN sent without waiting still opens the transaction the next statements
   }
 });
 
-test("a transaction's last statement and the COMMIT behind it are answered together, after one Sync", async () => {
+test("a transaction of two statements costs two replies: BEGIN rides with the first, COMMIT with the last, each pair before one Sync", async () => {
   const url = await freshDatabase();
   await sql(url, "create table pipelined (n int primary key)");
   const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
@@ -105,16 +105,42 @@ test("a transaction's last statement and the COMMIT behind it are answered toget
   // Each Sync is answered by one ReadyForQuery.
   let readyForQuery = 0;
   (client as unknown as { connection: NodeJS.EventEmitter }).connection.on("readyForQuery", () => readyForQuery++);
-  try {
+  const transaction = async (n: number) => {
     await client.query("begin", []);
-    await client.query(prepared("pipelined_select", "select count(*)::int as n from pipelined"), []);
-    const write = await client.query(thenCommit(prepared("pipelined_insert", "insert into pipelined values ($1) returning n")), [7]);
-    expect(write.rows).toEqual([{ n: 7 }]);
+    const before = await client.query(prepared("pipelined_count", "select count(*)::int as n from pipelined"), []);
+    const write = await client.query(thenCommit(prepared("pipelined_insert", "insert into pipelined values ($1) returning n")), [n]);
     const committed = await client.query("commit", []);
-    expect(committed.command).toBe("COMMIT");
-    // BEGIN and the select: one each; the insert and COMMIT: one for both.
+    return { before: before.rows, write: write.rows, committed: committed.command };
+  };
+  try {
+    // The first use of a named statement on a connection sends BEGIN on its own (see isParsedHere): three replies.
+    expect(await transaction(7)).toEqual({ before: [{ n: 0 }], write: [{ n: 7 }], committed: "COMMIT" });
     expect(readyForQuery).toBe(3);
-    expect(await sql<{ n: number }>(url, "select n from pipelined")).toEqual([{ n: 7 }]);
+    readyForQuery = 0;
+    expect(await transaction(8)).toEqual({ before: [{ n: 1 }], write: [{ n: 8 }], committed: "COMMIT" });
+    expect(readyForQuery).toBe(2);
+    expect(await sql<{ n: number }>(url, "select n from pipelined order by n")).toEqual([{ n: 7 }, { n: 8 }]);
+  } finally {
+    await client.end();
+  }
+});
+
+test("when the statement behind BEGIN fails, the transaction is rolled back and the connection works on", async () => {
+  const url = await freshDatabase();
+  await sql(url, "create table pipelined (n int primary key)");
+  await sql(url, "insert into pipelined values (1)");
+  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
+  await client.connect();
+  const insert = prepared("pipelined_insert", "insert into pipelined values ($1)");
+  try {
+    await client.query(insert, [2]);
+    await client.query("begin", []);
+    // Parsed on this connection already: it rides behind BEGIN, and fails there.
+    await expect(client.query(insert, [1])).rejects.toMatchObject({ code: "23505" });
+    await client.query("rollback", []);
+    expect(client.getTransactionStatus()).toBe("I");
+    await client.query(insert, [3]);
+    expect(await sql<{ n: number }>(url, "select n from pipelined order by n")).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
   } finally {
     await client.end();
   }
