@@ -47,8 +47,8 @@ export interface PreparingClientConfig extends pg.ClientConfig {
   /**
    * How long a statement sent as (text, values) may wait for its reply, in ms
    * (0: no limit), asked at every statement: the server raises it from 0 once
-   * migrations are done. On expiry pg fails the statement and, in pipeline
-   * mode, drops the connection, which a silently dead network leaves useless.
+   * migrations are done. On expiry the connection is dropped, which fails
+   * every statement on it: a silently dead network leaves it useless anyway.
    */
   statementTimeoutMs?: () => number;
 }
@@ -68,6 +68,10 @@ export class PreparingClient extends pg.Client {
   private beginPending = false;
   /** The reply to a COMMIT already sent behind a `thenCommit` statement, for the ORM's COMMIT to take. */
   private commitInFlight: Promise<pg.QueryResult> | null = null;
+  /** Statements sent under a time limit and not answered yet (see expectReply). */
+  private readonly awaitingReply = new Set<LimitedQuery>();
+  private watchdog: NodeJS.Timeout | undefined;
+  private watchdogAt = Number.POSITIVE_INFINITY;
 
   constructor(config: PreparingClientConfig | string = {}) {
     const options = typeof config === "string" ? { connectionString: config } : config;
@@ -109,18 +113,61 @@ export class PreparingClient extends pg.Client {
    * parse the statement again if its own Parse then failed.
    */
   private isParsedHere(text: string): boolean {
-    if (!text.startsWith(MARK)) return true;
+    const name = statementName(text);
+    if (name === undefined) return true;
     const parsed = (this as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements;
-    return parsed[text.slice(MARK.length, text.indexOf("*/"))] !== undefined;
+    return parsed[name] !== undefined;
   }
 
   private send(text: string, values?: unknown): Promise<pg.QueryResult> {
-    const name = text.startsWith(MARK) ? text.slice(MARK.length, text.indexOf("*/")) : undefined;
-    const timeout = this.statementTimeoutMs();
-    if (name === undefined && timeout === 0) return super.query(text, values as unknown[]);
-    // pg reads a statement's own query_timeout from its config object.
-    return super.query({ name, text, values, query_timeout: timeout || undefined } as pg.QueryConfig);
+    return new Promise<pg.QueryResult>((resolve, reject) => {
+      this.submit(new LimitedQuery({ name: statementName(text), text, values }, undefined, (error, result) => (error ? reject(error) : resolve(result as pg.QueryResult))));
+    });
   }
+
+  /** Hands `query` to pg, under the statement time limit asked for now. */
+  private submit(query: LimitedQuery): void {
+    const timeout = this.statementTimeoutMs();
+    if (timeout > 0) this.expectReply(query, performance.now() + timeout);
+    super.query(query as unknown as pg.QueryConfig);
+  }
+
+  /**
+   * The statement time limit, kept by one timer per connection rather than
+   * pg's query_timeout, which sets and clears a timer for every statement. The
+   * timer is set for the earliest deadline; when it fires with every statement
+   * still within its limit, it is set again for the earliest then.
+   */
+  private expectReply(query: LimitedQuery, deadline: number): void {
+    query.deadline = deadline;
+    query.awaiting = this.awaitingReply;
+    this.awaitingReply.add(query);
+    if (deadline < this.watchdogAt) this.armWatchdog(deadline);
+  }
+
+  private armWatchdog(at: number): void {
+    clearTimeout(this.watchdog);
+    this.watchdogAt = at;
+    this.watchdog = setTimeout(this.checkReplies, Math.max(0, Math.ceil(at - performance.now())));
+    this.watchdog.unref();
+  }
+
+  private readonly checkReplies = (): void => {
+    this.watchdog = undefined;
+    this.watchdogAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const query of this.awaitingReply) {
+      if (query.deadline <= now) {
+        // As pg's own query_timeout does in pipeline mode: the connection is dropped, and every
+        // statement on it fails as a lost connection (the pool then leaves it out).
+        (this as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+        return;
+      }
+      earliest = Math.min(earliest, query.deadline);
+    }
+    if (earliest !== Number.POSITIVE_INFINITY) this.armWatchdog(earliest);
+  };
 
   /**
    * The statement and the COMMIT behind it as one pg query with one Sync, so
@@ -133,23 +180,20 @@ export class PreparingClient extends pg.Client {
    * in flight: the ORM's ROLLBACK is sent.
    */
   private sendWithCommit(text: string, values: unknown): Promise<pg.QueryResult> {
-    const name = text.startsWith(MARK) ? text.slice(MARK.length, text.indexOf("*/")) : undefined;
-    const timeout = this.statementTimeoutMs();
     let commit!: Promise<pg.QueryResult>;
     const statement = new Promise<pg.QueryResult>((resolveStatement, rejectStatement) => {
       commit = new Promise<pg.QueryResult>((resolveCommit, rejectCommit) => {
         const query = new StatementThenCommit(
-          { name, text, values },
+          { name: statementName(text), text, values },
           (error, result) => {
             if (error) {
               if (this.commitInFlight === commit) this.commitInFlight = null;
               rejectStatement(error);
             } else resolveStatement(result as pg.QueryResult);
           },
-          (error, results) => (error ? rejectCommit(error) : resolveCommit(results[1])),
+          (error, results) => (error ? rejectCommit(error) : resolveCommit((results as pg.QueryResult[])[1])),
         );
-        query.query_timeout = timeout || undefined;
-        super.query(query as unknown as pg.QueryConfig);
+        this.submit(query);
       });
     });
     this.commitInFlight = commit;
@@ -165,15 +209,12 @@ export class PreparingClient extends pg.Client {
    * connection failed, and the statement fails with it.
    */
   private sendAfterBegin(text: string, values: unknown): Promise<pg.QueryResult> {
-    const name = text.startsWith(MARK) ? text.slice(MARK.length, text.indexOf("*/")) : undefined;
-    const timeout = this.statementTimeoutMs();
     return new Promise<pg.QueryResult>((resolve, reject) => {
-      const query = new BeginThenStatement({ name, text, values, queryMode: "extended" }, undefined, (error, results) =>
+      const query = new BeginThenStatement({ name: statementName(text), text, values, queryMode: "extended" }, undefined, (error, results) =>
         // The results are BEGIN's and the statement's.
-        error ? reject(error) : resolve(Array.isArray(results) ? results[results.length - 1] : results),
+        error ? reject(error) : resolve(Array.isArray(results) ? results[results.length - 1] : (results as pg.QueryResult)),
       );
-      query.query_timeout = timeout || undefined;
-      super.query(query as unknown as pg.QueryConfig);
+      this.submit(query);
     });
   }
 
@@ -256,16 +297,21 @@ export class PreparingClient extends pg.Client {
   }
 }
 
+/** The name a `prepared` statement carries; undefined for any other. */
+function statementName(text: string): string | undefined {
+  return text.startsWith(MARK) ? text.slice(MARK.length, text.indexOf("*/")) : undefined;
+}
+
 type StatementCallback = (error: Error | null, result?: unknown) => void;
 
-/** The parts of pg's Query (lib/query.js) that StatementThenCommit builds on: not in pg's types. */
+/** The parts of pg's Query (lib/query.js) that the classes below build on: not in pg's types. */
 interface PgQuery {
   portal: string;
-  query_timeout?: number;
   _result: unknown;
   prepare(connection: PgConnection): void;
   _getRows(connection: PgConnection, rows: number | undefined): void;
   handleCommandComplete(message: unknown, connection: PgConnection): void;
+  handleReadyForQuery(connection: PgConnection): void;
   handleError(error: Error, connection: PgConnection): void;
 }
 
@@ -279,11 +325,28 @@ interface PgConnection {
 const PgQuery = pg.Query as unknown as new (
   config: { name?: string; text: string; values: unknown; queryMode?: "extended" },
   values: undefined,
-  callback: (error: Error | null, results: pg.QueryResult[]) => void,
+  callback: (error: Error | null, results: pg.QueryResult | pg.QueryResult[]) => void,
 ) => PgQuery;
 
+/** pg's Query, leaving its client's set of statements awaiting a reply once answered (PreparingClient.expectReply). */
+class LimitedQuery extends PgQuery {
+  deadline = Number.POSITIVE_INFINITY;
+  awaiting: Set<LimitedQuery> | null = null;
+
+  override handleReadyForQuery(connection: PgConnection): void {
+    this.awaiting?.delete(this);
+    super.handleReadyForQuery(connection);
+  }
+
+  // An ErrorResponse, or the connection's end.
+  override handleError(error: Error, connection: PgConnection): void {
+    this.awaiting?.delete(this);
+    super.handleError(error, connection);
+  }
+}
+
 /** pg's Query, with BEGIN (unnamed, extended protocol) in front of the statement, before the same Sync. */
-class BeginThenStatement extends PgQuery {
+class BeginThenStatement extends LimitedQuery {
   override prepare(connection: PgConnection): void {
     connection.parse({ text: "begin" });
     connection.bind({});
@@ -297,13 +360,13 @@ class BeginThenStatement extends PgQuery {
  * statement's Execute and its Sync. pg takes it as one query: one reply,
  * ending in one ReadyForQuery, whose results are the statement's and COMMIT's.
  */
-class StatementThenCommit extends PgQuery {
+class StatementThenCommit extends LimitedQuery {
   private statementSettled = false;
 
   constructor(
     config: { name?: string; text: string; values: unknown },
     private readonly onStatement: StatementCallback,
-    onCommit: (error: Error | null, results: pg.QueryResult[]) => void,
+    onCommit: (error: Error | null, results: pg.QueryResult | pg.QueryResult[]) => void,
   ) {
     super(config, undefined, onCommit);
   }

@@ -91,11 +91,33 @@ test("on a frozen link a transition fails UNAVAILABLE instead of hanging, and th
   expect(result.job.state).toBe("RUNNING");
 });
 
-test("the limit is read at every statement: 0 (as while migrations run) waits for a slow one, 300 ms does not", async () => {
+test("the limit is read at every statement: 0 (as while migrations run) waits for a slow one, 300 ms does not, and the timed-out connection is not lent out again", async () => {
   const runner = orm.em.getConnection().getClient() as QueryRunner;
   const slow = () => query<{ done: boolean }>(runner, "select pg_sleep(0.8) is not null as done");
   timeoutMs = 0;
   expect(await slow()).toEqual([{ done: true }]);
   timeoutMs = 300;
   await expect(slow()).rejects.toBeInstanceOf(Unavailable);
+  // The timed-out connection is dropped before anyone hears of the failure, so it is never lent out again.
+  for (let i = 0; i < 4; i++) expect(await query<{ ok: boolean }>(runner, "select true as ok")).toEqual([{ ok: true }]);
+});
+
+test("the limit is per statement: a connection that answers one quick statement after another for longer than it stays up", async () => {
+  const runner = orm.em.getConnection().getClient() as QueryRunner;
+  timeoutMs = 300;
+  const started = performance.now();
+  // Pipelined on one connection by the transaction, each answered in 60 ms: 480 ms in all.
+  const connection = orm.em.getConnection();
+  const trx = await connection.begin();
+  try {
+    const statements = await (trx as unknown as { getExecutor(): { provideConnection<T>(use: (c: QueryRunner) => Promise<T>): Promise<T> } })
+      .getExecutor()
+      .provideConnection(async (held) => held);
+    for (let i = 0; i < 8; i++) expect(await query<{ n: number }>(statements, "select $1::int as n from pg_sleep(0.06)", [i])).toEqual([{ n: i }]);
+  } finally {
+    await connection.rollback(trx);
+  }
+  expect(performance.now() - started).toBeGreaterThan(timeoutMs);
+  // And the pool's connections still work.
+  expect(await query<{ ok: boolean }>(runner, "select true as ok")).toEqual([{ ok: true }]);
 });
