@@ -87,6 +87,7 @@ async function serve(): Promise<void> {
     Client: PreparingClient,
     // Passed on to each PreparingClient.
     pipelineTransactions: true,
+    reuseRowDescriptions: true,
   } as pg.PoolConfig;
   const pool = new pg.Pool(poolConfig);
 

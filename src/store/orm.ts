@@ -42,6 +42,7 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
       Client: PreparingClient,
       // BEGIN and COMMIT ride with the statements next to them (prepared-client.ts).
       pipelineTransactions: true,
+      reuseRowDescriptions: true,
       statementTimeoutMs: options.statementTimeoutMs,
       onPoolCreated: options.onPool,
     },

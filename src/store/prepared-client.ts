@@ -20,6 +20,7 @@
 // reply is in).
 
 import pg from "pg";
+import pgUtils from "pg/lib/utils.js";
 import { isConnectionError, OutcomeUnknown } from "./sql.js";
 
 const MARK = "/*prepared:";
@@ -45,6 +46,12 @@ export interface PreparingClientConfig extends pg.ClientConfig {
   /** Send BEGIN and a `thenCommit` statement's COMMIT without waiting for their replies. */
   pipelineTransactions?: boolean;
   /**
+   * Ask PostgreSQL for a named statement's row description only at its first
+   * execution on the connection (see LimitedQuery). Off, every execution asks,
+   * as pg and libpq do.
+   */
+  reuseRowDescriptions?: boolean;
+  /**
    * How long a statement sent as (text, values) may wait for its reply, in ms
    * (0: no limit), asked at every statement: the server raises it from 0 once
    * migrations are done. On expiry the connection is dropped, which fails
@@ -68,6 +75,8 @@ export class PreparingClient extends pg.Client {
   private beginPending = false;
   /** The reply to a COMMIT already sent behind a `thenCommit` statement, for the ORM's COMMIT to take. */
   private commitInFlight: Promise<pg.QueryResult> | null = null;
+  /** Row descriptions of the named statements executed on this connection (see LimitedQuery); null: not kept. */
+  private readonly descriptions: Map<string, RowDescription> | null;
   /** Statements sent under a time limit and not answered yet (see expectReply). */
   private readonly awaitingReply = new Set<LimitedQuery>();
   private watchdog: NodeJS.Timeout | undefined;
@@ -77,6 +86,7 @@ export class PreparingClient extends pg.Client {
     const options = typeof config === "string" ? { connectionString: config } : config;
     super({ ...options, pipeline: Boolean(options.pipelineTransactions) });
     this.pipelines = Boolean(options.pipelineTransactions);
+    this.descriptions = options.reuseRowDescriptions ? new Map() : null;
     this.statementTimeoutMs = options.statementTimeoutMs ?? (() => 0);
     // PostgreSQL closes the connection after a FATAL error (shutdown, a terminated backend). Marked
     // unqueryable at once, the client leaves the pool when it is released, rather than being lent out
@@ -127,6 +137,7 @@ export class PreparingClient extends pg.Client {
 
   /** Hands `query` to pg, under the statement time limit asked for now. */
   private submit(query: LimitedQuery): void {
+    query.descriptions = this.descriptions;
     const timeout = this.statementTimeoutMs();
     if (timeout > 0) this.expectReply(query, performance.now() + timeout);
     super.query(query as unknown as pg.QueryConfig);
@@ -306,14 +317,23 @@ type StatementCallback = (error: Error | null, result?: unknown) => void;
 
 /** The parts of pg's Query (lib/query.js) that the classes below build on: not in pg's types. */
 interface PgQuery {
+  readonly name?: string;
+  readonly values?: unknown;
+  readonly binary?: boolean;
+  readonly rows?: number;
   portal: string;
   _result: unknown;
   prepare(connection: PgConnection): void;
+  handleRowDescription(message: RowDescription): void;
+  handleDataRow(message: unknown): void;
   _getRows(connection: PgConnection, rows: number | undefined): void;
   handleCommandComplete(message: unknown, connection: PgConnection): void;
   handleReadyForQuery(connection: PgConnection): void;
   handleError(error: Error, connection: PgConnection): void;
 }
+
+/** pg-protocol's RowDescription message: read, never changed, by pg's Result. */
+type RowDescription = { readonly fields: readonly unknown[] };
 
 interface PgConnection {
   execute(config: { portal?: string; rows?: number }): void;
@@ -328,10 +348,53 @@ const PgQuery = pg.Query as unknown as new (
   callback: (error: Error | null, results: pg.QueryResult | pg.QueryResult[]) => void,
 ) => PgQuery;
 
-/** pg's Query, leaving its client's set of statements awaiting a reply once answered (PreparingClient.expectReply). */
+/**
+ * pg's Query, with two changes. Once answered, it leaves its client's set of
+ * statements awaiting a reply (PreparingClient.expectReply). And a named
+ * statement whose row description this connection has seen already is sent
+ * without Describe: pg asks for the description at every execution, and
+ * PostgreSQL builds and sends it, and pg parses it, every time, though a
+ * prepared statement's result shape cannot change on its connection
+ * (PostgreSQL refuses to run it if its tables' change would change it). The
+ * known description is handed to pg where PostgreSQL's would have come.
+ */
 class LimitedQuery extends PgQuery {
   deadline = Number.POSITIVE_INFINITY;
   awaiting: Set<LimitedQuery> | null = null;
+  /** The connection's row descriptions of named statements, from their first execution. */
+  descriptions: Map<string, RowDescription> | null = null;
+  /** The description not asked for this time: given to pg before the first row. */
+  private untold: RowDescription | null = null;
+
+  override prepare(connection: PgConnection): void {
+    const known = this.name === undefined ? undefined : this.descriptions?.get(this.name);
+    if (known === undefined) return super.prepare(connection);
+    // Described before, so parsed on this connection: Bind and Execute are all it takes.
+    this.untold = known;
+    try {
+      connection.bind({ portal: this.portal, statement: this.name, values: this.values, binary: this.binary, valueMapper: pgUtils.prepareValue });
+    } catch (error) {
+      // A parameter pg cannot send: fail the query as pg's own prepare does, with a Sync for the ReadyForQuery pg waits for.
+      connection.sync();
+      this.handleError(error as Error, connection);
+      return;
+    }
+    this._getRows(connection, this.rows);
+  }
+
+  override handleRowDescription(message: RowDescription): void {
+    if (this.name !== undefined && this.descriptions !== null && !this.descriptions.has(this.name)) this.descriptions.set(this.name, message);
+    super.handleRowDescription(message);
+  }
+
+  override handleDataRow(message: unknown): void {
+    if (this.untold !== null) {
+      const description = this.untold;
+      this.untold = null;
+      super.handleRowDescription(description);
+    }
+    super.handleDataRow(message);
+  }
 
   override handleReadyForQuery(connection: PgConnection): void {
     this.awaiting?.delete(this);

@@ -167,3 +167,36 @@ test("a COMMIT that fails after its statement succeeded fails the ORM's COMMIT, 
     await client.end();
   }
 });
+
+test("with reuseRowDescriptions, a named statement asks for its row description once per connection, and its rows come out the same", async () => {
+  const url = await freshDatabase();
+  await sql(url, "create table described (n int primary key, at timestamptz not null default now(), note text)");
+  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true, reuseRowDescriptions: true });
+  await client.connect();
+  let descriptions = 0;
+  (client as unknown as { connection: NodeJS.EventEmitter }).connection.on("rowDescription", () => descriptions++);
+  const read = prepared("described_read", "select n, at, note from described where n >= $1 order by n");
+  const write = prepared("described_write", "insert into described (n, note) values ($1, $2) returning n, note");
+  const transaction = async (n: number) => {
+    await client.query("begin", []);
+    const before = await client.query(read, [0]);
+    const written = await client.query(thenCommit(write), [n, `note ${n}`]);
+    await client.query("commit", []);
+    return { before: before.rows, written: written.rows };
+  };
+  try {
+    const first = await transaction(1);
+    expect(first).toEqual({ before: [], written: [{ n: 1, note: "note 1" }] });
+    expect(descriptions).toBe(2);
+    const second = await transaction(2);
+    expect(second.written).toEqual([{ n: 2, note: "note 2" }]);
+    // Parsed by type as before: an int, a timestamptz, a text.
+    expect(second.before).toEqual([{ n: 1, at: expect.any(Date), note: "note 1" }]);
+    const third = await transaction(3);
+    expect(third.before.map((row) => row.n)).toEqual([1, 2]);
+    // Asked for at the first execution of each statement only.
+    expect(descriptions).toBe(2);
+  } finally {
+    await client.end();
+  }
+});
