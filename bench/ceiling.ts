@@ -6,9 +6,11 @@
 // connection as the server's pool does) with the store's own parameters, built
 // by the same domain functions (newJob, applyTransition), between BEGIN and
 // COMMIT — so it cannot drift from the server. Each statement waits for the
-// previous reply, as pgbench sends a transaction: four round trips. The
-// server's pool pipelines them into two (src/store/prepared-client.ts,
-// `pipelineTransactions`); the ceiling is left as the issue defines it, the
+// previous reply, as pgbench sends a transaction: four round trips, each
+// statement with its Describe, as pg and libpq send it. The server's pool
+// pipelines them into two and asks for a statement's row description once per
+// connection (src/store/prepared-client.ts, `pipelineTransactions`,
+// `reuseRowDescriptions`); the ceiling is left as the issue defines it, the
 // database's own cost of these transactions sent one statement at a time.
 // The statements are marked as the store marks them (`thenCommit`), which a
 // client that does not pipeline sends unchanged; the floor server
