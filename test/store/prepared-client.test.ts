@@ -193,7 +193,7 @@ test("with reuseRowDescriptions, a named statement asks for its row description 
     // Parsed by type as before: an int, a timestamptz, a text.
     expect(second.before).toEqual([{ n: 1, at: expect.any(Date), note: "note 1" }]);
     const third = await transaction(3);
-    expect(third.before.map((row) => row.n)).toEqual([1, 2]);
+    expect(third.before.map((row: { n: number }) => row.n)).toEqual([1, 2]);
     // Asked for at the first execution of each statement only.
     expect(descriptions).toBe(2);
   } finally {
