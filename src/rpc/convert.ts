@@ -1,7 +1,8 @@
 // Domain records ↔ jobs.v1 messages. The only place that knows both shapes.
 
-import { create, fromJson, type JsonValue as PbJson, toJson } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromJson, type MessageShape, type JsonValue as PbJson, toJson } from "@bufbuild/protobuf";
 import { type Timestamp, TimestampSchema, type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { InvalidArgument } from "../domain/errors.js";
 import type { EventRecord, FailureRecord, JobRecord, JsonValue } from "../domain/job.js";
 import type { Principal } from "../domain/principal.js";
 import type { ExecutionClusterName, JobStateName, JobTypeName } from "../domain/states.js";
@@ -54,7 +55,7 @@ export function inputToProto(json: JsonValue | null): JobInput | undefined {
 }
 
 export function inputToJson(input: JobInput | undefined): JsonValue | null {
-  return input === undefined || input.kind.case === undefined ? null : (toJson(JobInputSchema, input) as JsonValue);
+  return input === undefined || input.kind.case === undefined ? null : requestJson(JobInputSchema, input, "input");
 }
 
 export function resultToProto(json: JsonValue | null): JobResult | undefined {
@@ -62,11 +63,24 @@ export function resultToProto(json: JsonValue | null): JobResult | undefined {
 }
 
 export function resultToJson(result: JobResult): JsonValue {
-  return toJson(JobResultSchema, result) as JsonValue;
+  return requestJson(JobResultSchema, result, "result");
 }
 
 export function diagnosticToJson(value: Value | undefined): JsonValue | null {
-  return value === undefined ? null : (toJson(ValueSchema, value) as JsonValue);
+  return value === undefined ? null : requestJson(ValueSchema, value, "diagnostic");
+}
+
+/**
+ * A request's message in protobuf's JSON form, as it is stored. What that form
+ * cannot express, and binary protobuf can carry (a google.protobuf.Value with
+ * no kind set, a NaN or infinite number), is the caller's INVALID_ARGUMENT.
+ */
+function requestJson<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>, field: string): JsonValue {
+  try {
+    return toJson(schema, message) as JsonValue;
+  } catch (error) {
+    throw new InvalidArgument(field, `${field} cannot be stored as JSON: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 function failureToProto(f: FailureRecord): JobFailure {

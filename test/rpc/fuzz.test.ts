@@ -21,11 +21,17 @@ import { gzipSync } from "node:zlib";
 import { setFlagsFromString } from "node:v8";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { TimestampSchema, type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import fc from "fast-check";
 import { generateSecret } from "../../src/auth/tokens.js";
-import { GetJobRequestSchema, GetJobResponseSchema, ListJobsRequestSchema, ListJobsResponseSchema } from "../../src/gen/jobs/v1/job_service_pb.js";
+import {
+  FailJobRequestSchema,
+  GetJobRequestSchema,
+  GetJobResponseSchema,
+  ListJobsRequestSchema,
+  ListJobsResponseSchema,
+} from "../../src/gen/jobs/v1/job_service_pb.js";
 import { reportFigures, scaled } from "../support/figures.js";
 import { runSeed } from "../support/proof.js";
 import { jobsClient, type JobsClient, type Msg } from "../support/grpc.js";
@@ -404,6 +410,25 @@ describe("regressions", () => {
     }
     const watch = await raw.connectJson("WatchJobs", JSON.stringify({ executorId: "e\u0000" }), { stream: true });
     expect([watch.code, watch.errorInfo?.metadata.field]).toEqual(["INVALID_ARGUMENT", "executor_id"]);
+    expect((await client.call("GetJob", { job_id: target.id })).job.revision).toBe("1");
+  });
+
+  test("a google.protobuf.Value that JSON cannot hold (no kind set, NaN, infinite) is INVALID_ARGUMENT naming the field, not INTERNAL", async () => {
+    // Binary protobuf carries these; JSON, the form diagnostics and inputs are stored in, has no way to write them.
+    const target = await jobIn(client, "PENDING", { company_id: "100" });
+    const failJob = (diagnostic: Value) =>
+      raw.grpc("FailJob", toBinary(FailJobRequestSchema, create(FailJobRequestSchema, { jobId: target.id, message: "m", diagnostic })));
+    const unset = create(ValueSchema);
+    const cases: Array<[string, Promise<RawOutcome>, string]> = [
+      ["a Value with no kind", failJob(unset), "diagnostic"],
+      ["a list holding one", failJob(create(ValueSchema, { kind: { case: "listValue", value: { values: [unset] } } })), "diagnostic"],
+      ["NaN", failJob(create(ValueSchema, { kind: { case: "numberValue", value: Number.NaN } })), "diagnostic"],
+      ["Infinity", failJob(create(ValueSchema, { kind: { case: "numberValue", value: Number.POSITIVE_INFINITY } })), "diagnostic"],
+    ];
+    for (const [what, call, field] of cases) {
+      const outcome = await call;
+      expect([what, outcome.code, outcome.errorInfo?.metadata.field]).toEqual([what, "INVALID_ARGUMENT", field]);
+    }
     expect((await client.call("GetJob", { job_id: target.id })).job.revision).toBe("1");
   });
 
