@@ -19,6 +19,23 @@ afterAll(async () => {
   await bundle?.close();
 });
 
+/** A pipelining client on a fresh database that `setup` prepared; ended once `use` is done. */
+async function withPipelinedClient(
+  setup: string[],
+  use: (client: PreparingClient, url: string) => Promise<void>,
+  options: { reuseRowDescriptions?: boolean } = {},
+): Promise<void> {
+  const url = await freshDatabase();
+  for (const statement of setup) await sql(url, statement);
+  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true, ...options });
+  await client.connect();
+  try {
+    await use(client, url);
+  } finally {
+    await client.end();
+  }
+}
+
 test("a transition is visible on another connection as soon as the call returns", async () => {
   const job = await createJob(bundle.store);
   const result = await bundle.store.transition(job.id, { call: "RunJob", executorId: "e-1", leaseSeconds: 0 }, SERVICE);
@@ -60,28 +77,19 @@ test("a no-op (lock, then COMMIT with nothing written) leaves the connection out
 });
 
 test("a `thenCommit` statement outside a transaction sends no COMMIT that a later transaction could mistake for its own", async () => {
-  const url = await freshDatabase();
-  await sql(url, "create table pipelined (n int primary key)");
-  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
-  await client.connect();
-  try {
+  await withPipelinedClient(["create table pipelined (n int primary key)"], async (client, url) => {
     await client.query(thenCommit(prepared("pipelined_insert", "insert into pipelined values ($1)")), [1]);
     await client.query("begin", []);
     await client.query(prepared("pipelined_insert", "insert into pipelined values ($1)"), [2]);
     // This COMMIT must reach PostgreSQL: a COMMIT left over from the statement above would answer it instead.
     await client.query("commit", []);
     expect(await sql<{ n: number }>(url, "select n from pipelined order by n")).toEqual([{ n: 1 }, { n: 2 }]);
-  } finally {
-    await client.end();
-  }
+  });
 });
 
 test("BEGIN sent without waiting still opens the transaction the next statements run in", async () => {
-  const url = await freshDatabase();
-  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
-  await client.connect();
-  const txid = async () => (await client.query("select txid_current()::text as id", [])).rows[0].id as string;
-  try {
+  await withPipelinedClient([], async (client) => {
+    const txid = async () => (await client.query("select txid_current()::text as id", [])).rows[0].id as string;
     await client.query("begin", []);
     const first = await txid();
     expect(await txid()).toBe(first);
@@ -92,27 +100,21 @@ test("BEGIN sent without waiting still opens the transaction the next statements
     await client.query("begin", []);
     await client.query("commit", []);
     expect(await txid()).not.toBe(await txid());
-  } finally {
-    await client.end();
-  }
+  });
 });
 
 test("a transaction of two statements costs two replies: BEGIN rides with the first, COMMIT with the last, each pair before one Sync", async () => {
-  const url = await freshDatabase();
-  await sql(url, "create table pipelined (n int primary key)");
-  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
-  await client.connect();
-  // Each Sync is answered by one ReadyForQuery.
-  let readyForQuery = 0;
-  (client as unknown as { connection: NodeJS.EventEmitter }).connection.on("readyForQuery", () => readyForQuery++);
-  const transaction = async (n: number) => {
-    await client.query("begin", []);
-    const before = await client.query(prepared("pipelined_count", "select count(*)::int as n from pipelined"), []);
-    const write = await client.query(thenCommit(prepared("pipelined_insert", "insert into pipelined values ($1) returning n")), [n]);
-    const committed = await client.query("commit", []);
-    return { before: before.rows, write: write.rows, committed: committed.command };
-  };
-  try {
+  await withPipelinedClient(["create table pipelined (n int primary key)"], async (client, url) => {
+    // Each Sync is answered by one ReadyForQuery.
+    let readyForQuery = 0;
+    (client as unknown as { connection: NodeJS.EventEmitter }).connection.on("readyForQuery", () => readyForQuery++);
+    const transaction = async (n: number) => {
+      await client.query("begin", []);
+      const before = await client.query(prepared("pipelined_count", "select count(*)::int as n from pipelined"), []);
+      const write = await client.query(thenCommit(prepared("pipelined_insert", "insert into pipelined values ($1) returning n")), [n]);
+      const committed = await client.query("commit", []);
+      return { before: before.rows, write: write.rows, committed: committed.command };
+    };
     // The first use of a named statement on a connection sends BEGIN on its own (see isParsedHere): three replies.
     expect(await transaction(7)).toEqual({ before: [{ n: 0 }], write: [{ n: 7 }], committed: "COMMIT" });
     expect(readyForQuery).toBe(3);
@@ -120,19 +122,12 @@ test("a transaction of two statements costs two replies: BEGIN rides with the fi
     expect(await transaction(8)).toEqual({ before: [{ n: 1 }], write: [{ n: 8 }], committed: "COMMIT" });
     expect(readyForQuery).toBe(2);
     expect(await sql<{ n: number }>(url, "select n from pipelined order by n")).toEqual([{ n: 7 }, { n: 8 }]);
-  } finally {
-    await client.end();
-  }
+  });
 });
 
 test("when the statement behind BEGIN fails, the transaction is rolled back and the connection works on", async () => {
-  const url = await freshDatabase();
-  await sql(url, "create table pipelined (n int primary key)");
-  await sql(url, "insert into pipelined values (1)");
-  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
-  await client.connect();
-  const insert = prepared("pipelined_insert", "insert into pipelined values ($1)");
-  try {
+  await withPipelinedClient(["create table pipelined (n int primary key)", "insert into pipelined values (1)"], async (client, url) => {
+    const insert = prepared("pipelined_insert", "insert into pipelined values ($1)");
     await client.query(insert, [2]);
     await client.query("begin", []);
     // Parsed on this connection already: it rides behind BEGIN, and fails there.
@@ -141,19 +136,12 @@ test("when the statement behind BEGIN fails, the transaction is rolled back and 
     expect(client.getTransactionStatus()).toBe("I");
     await client.query(insert, [3]);
     expect(await sql<{ n: number }>(url, "select n from pipelined order by n")).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
-  } finally {
-    await client.end();
-  }
+  });
 });
 
 test("a COMMIT that fails after its statement succeeded fails the ORM's COMMIT, keeps nothing, and leaves the connection clean", async () => {
-  const url = await freshDatabase();
   // Checked at COMMIT, not at the insert: the statement succeeds, its COMMIT fails.
-  await sql(url, "create table deferred (n int, constraint deferred_unique unique (n) deferrable initially deferred)");
-  await sql(url, "insert into deferred values (1)");
-  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true });
-  await client.connect();
-  try {
+  await withPipelinedClient(["create table deferred (n int, constraint deferred_unique unique (n) deferrable initially deferred)", "insert into deferred values (1)"], async (client, url) => {
     await client.query("begin", []);
     const write = await client.query(thenCommit(prepared("deferred_insert", "insert into deferred values ($1)")), [1]);
     expect(write.rowCount).toBe(1);
@@ -163,40 +151,36 @@ test("a COMMIT that fails after its statement succeeded fails the ORM's COMMIT, 
     await client.query(thenCommit(prepared("deferred_insert", "insert into deferred values ($1)")), [2]);
     expect(client.getTransactionStatus()).toBe("I");
     expect(await sql<{ n: number }>(url, "select n from deferred order by n")).toEqual([{ n: 1 }, { n: 2 }]);
-  } finally {
-    await client.end();
-  }
+  });
 });
 
 test("with reuseRowDescriptions, a named statement asks for its row description once per connection, and its rows come out the same", async () => {
-  const url = await freshDatabase();
-  await sql(url, "create table described (n int primary key, at timestamptz not null default now(), note text)");
-  const client = new PreparingClient({ connectionString: url, pipelineTransactions: true, reuseRowDescriptions: true });
-  await client.connect();
-  let descriptions = 0;
-  (client as unknown as { connection: NodeJS.EventEmitter }).connection.on("rowDescription", () => descriptions++);
-  const read = prepared("described_read", "select n, at, note from described where n >= $1 order by n");
-  const write = prepared("described_write", "insert into described (n, note) values ($1, $2) returning n, note");
-  const transaction = async (n: number) => {
-    await client.query("begin", []);
-    const before = await client.query(read, [0]);
-    const written = await client.query(thenCommit(write), [n, `note ${n}`]);
-    await client.query("commit", []);
-    return { before: before.rows, written: written.rows };
-  };
-  try {
-    const first = await transaction(1);
-    expect(first).toEqual({ before: [], written: [{ n: 1, note: "note 1" }] });
-    expect(descriptions).toBe(2);
-    const second = await transaction(2);
-    expect(second.written).toEqual([{ n: 2, note: "note 2" }]);
-    // Parsed by type as before: an int, a timestamptz, a text.
-    expect(second.before).toEqual([{ n: 1, at: expect.any(Date), note: "note 1" }]);
-    const third = await transaction(3);
-    expect(third.before.map((row: { n: number }) => row.n)).toEqual([1, 2]);
-    // Asked for at the first execution of each statement only.
-    expect(descriptions).toBe(2);
-  } finally {
-    await client.end();
-  }
+  await withPipelinedClient(
+    ["create table described (n int primary key, at timestamptz not null default now(), note text)"],
+    async (client) => {
+      let descriptions = 0;
+      (client as unknown as { connection: NodeJS.EventEmitter }).connection.on("rowDescription", () => descriptions++);
+      const read = prepared("described_read", "select n, at, note from described where n >= $1 order by n");
+      const write = prepared("described_write", "insert into described (n, note) values ($1, $2) returning n, note");
+      const transaction = async (n: number) => {
+        await client.query("begin", []);
+        const before = await client.query(read, [0]);
+        const written = await client.query(thenCommit(write), [n, `note ${n}`]);
+        await client.query("commit", []);
+        return { before: before.rows, written: written.rows };
+      };
+      const first = await transaction(1);
+      expect(first).toEqual({ before: [], written: [{ n: 1, note: "note 1" }] });
+      expect(descriptions).toBe(2);
+      const second = await transaction(2);
+      expect(second.written).toEqual([{ n: 2, note: "note 2" }]);
+      // Parsed by type as before: an int, a timestamptz, a text.
+      expect(second.before).toEqual([{ n: 1, at: expect.any(Date), note: "note 1" }]);
+      const third = await transaction(3);
+      expect(third.before.map((row: { n: number }) => row.n)).toEqual([1, 2]);
+      // Asked for at the first execution of each statement only.
+      expect(descriptions).toBe(2);
+    },
+    { reuseRowDescriptions: true },
+  );
 });
