@@ -47,7 +47,7 @@ export interface PreparingClientConfig extends pg.ClientConfig {
   pipelineTransactions?: boolean;
   /**
    * Ask PostgreSQL for a named statement's row description only at its first
-   * execution on the connection (see LimitedQuery). Off, every execution asks,
+   * execution on the connection (see PreparingQuery). Off, every execution asks,
    * as pg and libpq do.
    */
   reuseRowDescriptions?: boolean;
@@ -62,9 +62,10 @@ export interface PreparingClientConfig extends pg.ClientConfig {
 
 const BEGUN: Readonly<pg.QueryResult> = Object.freeze({ command: "BEGIN", rowCount: null, oid: 0, rows: [], fields: [] });
 
-interface Corkable {
-  cork(): void;
-  uncork(): void;
+interface WireConnection {
+  /** Named statements pg has seen parsed on this connection, by name. */
+  readonly parsedStatements: Record<string, string>;
+  readonly stream: { cork(): void; uncork(): void; destroy(): void };
 }
 
 export class PreparingClient extends pg.Client {
@@ -75,10 +76,10 @@ export class PreparingClient extends pg.Client {
   private beginPending = false;
   /** The reply to a COMMIT already sent behind a `thenCommit` statement, for the ORM's COMMIT to take. */
   private commitInFlight: Promise<pg.QueryResult> | null = null;
-  /** Row descriptions of the named statements executed on this connection (see LimitedQuery); null: not kept. */
+  /** Row descriptions of the named statements executed on this connection (see PreparingQuery); null: not kept. */
   private readonly descriptions: Map<string, RowDescription> | null;
   /** Statements sent under a time limit and not answered yet (see expectReply). */
-  private readonly awaitingReply = new Set<LimitedQuery>();
+  private readonly awaitingReply = new Set<PreparingQuery>();
   private watchdog: NodeJS.Timeout | undefined;
   private watchdogAt = Number.POSITIVE_INFINITY;
 
@@ -125,18 +126,17 @@ export class PreparingClient extends pg.Client {
   private isParsedHere(text: string): boolean {
     const name = statementName(text);
     if (name === undefined) return true;
-    const parsed = (this as unknown as { connection: { parsedStatements: Record<string, string> } }).connection.parsedStatements;
-    return parsed[name] !== undefined;
+    return this.wire.parsedStatements[name] !== undefined;
   }
 
   private send(text: string, values?: unknown): Promise<pg.QueryResult> {
     return new Promise<pg.QueryResult>((resolve, reject) => {
-      this.submit(new LimitedQuery({ name: statementName(text), text, values }, undefined, (error, result) => (error ? reject(error) : resolve(result as pg.QueryResult))));
+      this.submit(new PreparingQuery({ name: statementName(text), text, values }, undefined, (error, result) => (error ? reject(error) : resolve(result as pg.QueryResult))));
     });
   }
 
   /** Hands `query` to pg, under the statement time limit asked for now. */
-  private submit(query: LimitedQuery): void {
+  private submit(query: PreparingQuery): void {
     query.descriptions = this.descriptions;
     const timeout = this.statementTimeoutMs();
     if (timeout > 0) this.expectReply(query, performance.now() + timeout);
@@ -149,7 +149,7 @@ export class PreparingClient extends pg.Client {
    * timer is set for the earliest deadline; when it fires with every statement
    * still within its limit, it is set again for the earliest then.
    */
-  private expectReply(query: LimitedQuery, deadline: number): void {
+  private expectReply(query: PreparingQuery, deadline: number): void {
     query.deadline = deadline;
     query.awaiting = this.awaitingReply;
     this.awaitingReply.add(query);
@@ -172,7 +172,7 @@ export class PreparingClient extends pg.Client {
       if (query.deadline <= now) {
         // As pg's own query_timeout does in pipeline mode: the connection is dropped, and every
         // statement on it fails as a lost connection (the pool then leaves it out).
-        (this as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+        this.wire.stream.destroy();
         return;
       }
       earliest = Math.min(earliest, query.deadline);
@@ -296,9 +296,14 @@ export class PreparingClient extends pg.Client {
     return inFlight.then(rolledBack, rolledBack);
   }
 
+  /** pg's connection, with the parts of it this client uses that pg's types leave out. */
+  private get wire(): WireConnection {
+    return (this as unknown as { connection: WireConnection }).connection;
+  }
+
   /** pg writes each statement as one chunk; corked, several statements leave in one write. */
   private corked<T>(work: () => T): T {
-    const stream = (this as unknown as { connection: { stream: Corkable } }).connection.stream;
+    const stream = this.wire.stream;
     stream.cork();
     try {
       return work();
@@ -358,9 +363,9 @@ const PgQuery = pg.Query as unknown as new (
  * (PostgreSQL refuses to run it if its tables' change would change it). The
  * known description is handed to pg where PostgreSQL's would have come.
  */
-class LimitedQuery extends PgQuery {
+class PreparingQuery extends PgQuery {
   deadline = Number.POSITIVE_INFINITY;
-  awaiting: Set<LimitedQuery> | null = null;
+  awaiting: Set<PreparingQuery> | null = null;
   /** The connection's row descriptions of named statements, from their first execution. */
   descriptions: Map<string, RowDescription> | null = null;
   /** The description not asked for this time: given to pg before the first row. */
@@ -408,12 +413,17 @@ class LimitedQuery extends PgQuery {
   }
 }
 
+/** Parse, Bind and Execute of an unnamed statement without parameters, and no Sync: it shares the query's. */
+function executeUnnamed(connection: PgConnection, text: string): void {
+  connection.parse({ text });
+  connection.bind({});
+  connection.execute({});
+}
+
 /** pg's Query, with BEGIN (unnamed, extended protocol) in front of the statement, before the same Sync. */
-class BeginThenStatement extends LimitedQuery {
+class BeginThenStatement extends PreparingQuery {
   override prepare(connection: PgConnection): void {
-    connection.parse({ text: "begin" });
-    connection.bind({});
-    connection.execute({});
+    executeUnnamed(connection, "begin");
     super.prepare(connection);
   }
 }
@@ -423,7 +433,7 @@ class BeginThenStatement extends LimitedQuery {
  * statement's Execute and its Sync. pg takes it as one query: one reply,
  * ending in one ReadyForQuery, whose results are the statement's and COMMIT's.
  */
-class StatementThenCommit extends LimitedQuery {
+class StatementThenCommit extends PreparingQuery {
   private statementSettled = false;
 
   constructor(
@@ -436,9 +446,7 @@ class StatementThenCommit extends LimitedQuery {
 
   override _getRows(connection: PgConnection, rows: number | undefined): void {
     connection.execute({ portal: this.portal, rows });
-    connection.parse({ text: "commit" });
-    connection.bind({});
-    connection.execute({});
+    executeUnnamed(connection, "commit");
     connection.sync();
   }
 
