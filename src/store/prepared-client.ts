@@ -76,8 +76,8 @@ export class PreparingClient extends pg.Client {
   private beginPending = false;
   /** The reply to a COMMIT already sent behind a `thenCommit` statement, for the ORM's COMMIT to take. */
   private commitInFlight: Promise<pg.QueryResult> | null = null;
-  /** Row descriptions of the named statements executed on this connection (see PreparingQuery); null: not kept. */
-  private readonly descriptions: Map<string, RowDescription> | null;
+  /** Row shapes of the named statements executed on this connection (see PreparingQuery); null: not kept. */
+  private readonly descriptions: Map<string, RowShape> | null;
   /** Statements sent under a time limit and not answered yet (see expectReply). */
   private readonly awaitingReply = new Set<PreparingQuery>();
   private watchdog: NodeJS.Timeout | undefined;
@@ -327,7 +327,7 @@ interface PgQuery {
   readonly binary?: boolean;
   readonly rows?: number;
   portal: string;
-  _result: unknown;
+  _result: PgResult;
   prepare(connection: PgConnection): void;
   handleRowDescription(message: RowDescription): void;
   handleDataRow(message: unknown): void;
@@ -339,6 +339,28 @@ interface PgQuery {
 
 /** pg-protocol's RowDescription message: read, never changed, by pg's Result. */
 type RowDescription = { readonly fields: readonly unknown[] };
+
+/** The parts of pg's Result (lib/result.js) built from a row description. */
+interface PgResult {
+  fields: readonly unknown[];
+  _parsers: readonly unknown[] | undefined;
+  _prebuiltEmptyResultObject: object | null;
+}
+
+/**
+ * What pg's Result builds from a statement's row description: the fields, a
+ * parser per column, and the empty row each row is copied from. pg rebuilds
+ * them for every result (about 7 µs for a job's 25 columns); kept from the
+ * first, they are shared by every later result of the statement on its
+ * connection. pg only reads them.
+ */
+interface RowShape {
+  readonly fields: PgResult["fields"];
+  readonly parsers: PgResult["_parsers"];
+  readonly emptyRow: PgResult["_prebuiltEmptyResultObject"];
+}
+
+const NO_FIELDS: RowDescription = Object.freeze({ fields: Object.freeze([]) });
 
 interface PgConnection {
   execute(config: { portal?: string; rows?: number }): void;
@@ -358,18 +380,19 @@ const PgQuery = pg.Query as unknown as new (
  * statements awaiting a reply (PreparingClient.expectReply). And a named
  * statement whose row description this connection has seen already is sent
  * without Describe: pg asks for the description at every execution, and
- * PostgreSQL builds and sends it, and pg parses it, every time, though a
- * prepared statement's result shape cannot change on its connection
- * (PostgreSQL refuses to run it if its tables' change would change it). The
- * known description is handed to pg where PostgreSQL's would have come.
+ * PostgreSQL builds and sends it, and pg parses it and builds the result's
+ * row shape from it, every time, though a prepared statement's result shape
+ * cannot change on its connection (PostgreSQL refuses to run it if its
+ * tables' change would change it). The shape built the first time is handed
+ * to pg's result where PostgreSQL's description would have come.
  */
 class PreparingQuery extends PgQuery {
   deadline = Number.POSITIVE_INFINITY;
   awaiting: Set<PreparingQuery> | null = null;
-  /** The connection's row descriptions of named statements, from their first execution. */
-  descriptions: Map<string, RowDescription> | null = null;
-  /** The description not asked for this time: given to pg before the first row. */
-  private untold: RowDescription | null = null;
+  /** The connection's row shapes of named statements, from their first execution. */
+  descriptions: Map<string, RowShape> | null = null;
+  /** The shape whose description was not asked for this time: given to pg's result before the first row. */
+  private untold: RowShape | null = null;
 
   override prepare(connection: PgConnection): void {
     const known = this.name === undefined ? undefined : this.descriptions?.get(this.name);
@@ -388,15 +411,24 @@ class PreparingQuery extends PgQuery {
   }
 
   override handleRowDescription(message: RowDescription): void {
-    if (this.name !== undefined && this.descriptions !== null && !this.descriptions.has(this.name)) this.descriptions.set(this.name, message);
     super.handleRowDescription(message);
+    if (this.name !== undefined && this.descriptions !== null && !this.descriptions.has(this.name)) {
+      const result = this._result;
+      this.descriptions.set(this.name, { fields: result.fields, parsers: result._parsers, emptyRow: result._prebuiltEmptyResultObject });
+    }
   }
 
   override handleDataRow(message: unknown): void {
     if (this.untold !== null) {
-      const description = this.untold;
+      const shape = this.untold;
       this.untold = null;
-      super.handleRowDescription(description);
+      // pg's own steps for a description (a new result after a finished one, whether to keep rows),
+      // with no columns to build; then the kept shape.
+      super.handleRowDescription(NO_FIELDS);
+      const result = this._result;
+      result.fields = shape.fields;
+      result._parsers = shape.parsers;
+      result._prebuiltEmptyResultObject = shape.emptyRow;
     }
     super.handleDataRow(message);
   }

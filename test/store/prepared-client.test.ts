@@ -1,4 +1,5 @@
 // The pool's client sends BEGIN and COMMIT without waiting on their own
+import type pg from "pg";
 // replies (src/store/prepared-client.ts). These tests hold it to what a
 // transaction must still mean: a write whose statement fails leaves nothing
 // behind, a committed write is visible to everyone once the call returns,
@@ -154,7 +155,7 @@ test("a COMMIT that fails after its statement succeeded fails the ORM's COMMIT, 
   });
 });
 
-test("with reuseRowDescriptions, a named statement asks for its row description once per connection, and its rows come out the same", async () => {
+test("with reuseRowDescriptions, a named statement asks for its row description once per connection, and its rows and fields come out the same", async () => {
   await withPipelinedClient(
     ["create table described (n int primary key, at timestamptz not null default now(), note text)"],
     async (client) => {
@@ -167,17 +168,23 @@ test("with reuseRowDescriptions, a named statement asks for its row description 
         const before = await client.query(read, [0]);
         const written = await client.query(thenCommit(write), [n, `note ${n}`]);
         await client.query("commit", []);
-        return { before: before.rows, written: written.rows };
+        return { before: before.rows, written: written.rows, fields: before.fields.map((field: pg.FieldDef) => [field.name, field.dataTypeID]) };
       };
       const first = await transaction(1);
-      expect(first).toEqual({ before: [], written: [{ n: 1, note: "note 1" }] });
+      expect(first).toMatchObject({ before: [], written: [{ n: 1, note: "note 1" }] });
       expect(descriptions).toBe(2);
       const second = await transaction(2);
       expect(second.written).toEqual([{ n: 2, note: "note 2" }]);
       // Parsed by type as before: an int, a timestamptz, a text.
       expect(second.before).toEqual([{ n: 1, at: expect.any(Date), note: "note 1" }]);
+      expect(second.fields).toEqual([
+        ["n", 23],
+        ["at", 1184],
+        ["note", 25],
+      ]);
       const third = await transaction(3);
       expect(third.before.map((row: { n: number }) => row.n)).toEqual([1, 2]);
+      expect(third.fields).toEqual(second.fields);
       // Asked for at the first execution of each statement only.
       expect(descriptions).toBe(2);
     },
