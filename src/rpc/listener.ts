@@ -39,7 +39,6 @@ export interface ListenOptions {
   readonly host: string;
   readonly port: number;
   readonly tls?: { certFile: string; keyFile: string };
-  readonly maxHeaderBytes?: number;
 }
 
 export async function listen(handler: RequestHandler, options: ListenOptions): Promise<Listener> {
