@@ -77,7 +77,7 @@ export class PreparingClient extends pg.Client {
   /** The reply to a COMMIT already sent behind a `thenCommit` statement, for the ORM's COMMIT to take. */
   private commitInFlight: Promise<pg.QueryResult> | null = null;
   /** Row shapes of the named statements executed on this connection (see PreparingQuery); null: not kept. */
-  private readonly descriptions: Map<string, RowShape> | null;
+  private readonly rowShapes: Map<string, RowShape> | null;
   /** Statements sent under a time limit and not answered yet (see expectReply). */
   private readonly awaitingReply = new Set<PreparingQuery>();
   private watchdog: NodeJS.Timeout | undefined;
@@ -87,7 +87,7 @@ export class PreparingClient extends pg.Client {
     const options = typeof config === "string" ? { connectionString: config } : config;
     super({ ...options, pipeline: Boolean(options.pipelineTransactions) });
     this.pipelines = Boolean(options.pipelineTransactions);
-    this.descriptions = options.reuseRowDescriptions ? new Map() : null;
+    this.rowShapes = options.reuseRowDescriptions ? new Map() : null;
     this.statementTimeoutMs = options.statementTimeoutMs ?? (() => 0);
     // PostgreSQL closes the connection after a FATAL error (shutdown, a terminated backend). Marked
     // unqueryable at once, the client leaves the pool when it is released, rather than being lent out
@@ -137,7 +137,7 @@ export class PreparingClient extends pg.Client {
 
   /** Hands `query` to pg, under the statement time limit asked for now. */
   private submit(query: PreparingQuery): void {
-    query.descriptions = this.descriptions;
+    query.rowShapes = this.rowShapes;
     const timeout = this.statementTimeoutMs();
     if (timeout > 0) this.expectReply(query, performance.now() + timeout);
     super.query(query as unknown as pg.QueryConfig);
@@ -390,12 +390,12 @@ class PreparingQuery extends PgQuery {
   deadline = Number.POSITIVE_INFINITY;
   awaiting: Set<PreparingQuery> | null = null;
   /** The connection's row shapes of named statements, from their first execution. */
-  descriptions: Map<string, RowShape> | null = null;
+  rowShapes: Map<string, RowShape> | null = null;
   /** The shape whose description was not asked for this time: given to pg's result before the first row. */
   private untold: RowShape | null = null;
 
   override prepare(connection: PgConnection): void {
-    const known = this.name === undefined ? undefined : this.descriptions?.get(this.name);
+    const known = this.name === undefined ? undefined : this.rowShapes?.get(this.name);
     if (known === undefined) return super.prepare(connection);
     // Described before, so parsed on this connection: Bind and Execute are all it takes.
     this.untold = known;
@@ -412,9 +412,9 @@ class PreparingQuery extends PgQuery {
 
   override handleRowDescription(message: RowDescription): void {
     super.handleRowDescription(message);
-    if (this.name !== undefined && this.descriptions !== null && !this.descriptions.has(this.name)) {
+    if (this.name !== undefined && this.rowShapes !== null && !this.rowShapes.has(this.name)) {
       const result = this._result;
-      this.descriptions.set(this.name, { fields: result.fields, parsers: result._parsers, emptyRow: result._prebuiltEmptyResultObject });
+      this.rowShapes.set(this.name, { fields: result.fields, parsers: result._parsers, emptyRow: result._prebuiltEmptyResultObject });
     }
   }
 

@@ -1,5 +1,4 @@
 // The pool's client sends BEGIN and COMMIT without waiting on their own
-import type pg from "pg";
 // replies (src/store/prepared-client.ts). These tests hold it to what a
 // transaction must still mean: a write whose statement fails leaves nothing
 // behind, a committed write is visible to everyone once the call returns,
@@ -7,6 +6,7 @@ import type pg from "pg";
 // connection, so every call here reuses the connection the previous one left.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
+import type pg from "pg";
 import { PreparingClient, prepared, thenCommit } from "../../src/store/prepared-client.js";
 import { freshDatabase, sql } from "../support/harness.js";
 import { createJob, FORECAST_RESULT, SERVICE, type StoreBundle, storeBundle, stored } from "./store-bundle.js";
