@@ -354,11 +354,7 @@ interface PgResult {
  * first, they are shared by every later result of the statement on its
  * connection. pg only reads them.
  */
-interface RowShape {
-  readonly fields: PgResult["fields"];
-  readonly parsers: PgResult["_parsers"];
-  readonly emptyRow: PgResult["_prebuiltEmptyResultObject"];
-}
+type RowShape = Readonly<Pick<PgResult, "fields" | "_parsers" | "_prebuiltEmptyResultObject">>;
 
 const NO_FIELDS: RowDescription = Object.freeze({ fields: Object.freeze([]) });
 
@@ -413,8 +409,8 @@ class PreparingQuery extends PgQuery {
   override handleRowDescription(message: RowDescription): void {
     super.handleRowDescription(message);
     if (this.name !== undefined && this.rowShapes !== null && !this.rowShapes.has(this.name)) {
-      const result = this._result;
-      this.rowShapes.set(this.name, { fields: result.fields, parsers: result._parsers, emptyRow: result._prebuiltEmptyResultObject });
+      const { fields, _parsers, _prebuiltEmptyResultObject } = this._result;
+      this.rowShapes.set(this.name, { fields, _parsers, _prebuiltEmptyResultObject });
     }
   }
 
@@ -425,10 +421,7 @@ class PreparingQuery extends PgQuery {
       // pg's own steps for a description (a new result after a finished one, whether to keep rows),
       // with no columns to build; then the kept shape.
       super.handleRowDescription(NO_FIELDS);
-      const result = this._result;
-      result.fields = shape.fields;
-      result._parsers = shape.parsers;
-      result._prebuiltEmptyResultObject = shape.emptyRow;
+      Object.assign(this._result, shape);
     }
     super.handleDataRow(message);
   }
