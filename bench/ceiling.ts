@@ -1,34 +1,21 @@
-// The ceiling: what PostgreSQL alone can do with the statements the service
-// sends for a lifecycle, from C connections, with no service in between.
-//
-// It sends the store's own statements (CREATE_JOB_SQL, LOCK_JOB_SQL,
-// APPEND_TRANSITION_SQL from src/store/job-store.ts, named and prepared per
-// connection as the server's pool does) with the store's own parameters, built
-// by the same domain functions (newJob, applyTransition), between BEGIN and
-// COMMIT — so it cannot drift from the server. Each statement waits for the
-// previous reply, as pgbench sends a transaction: four round trips, each
-// statement with its Describe, as pg and libpq send it. The server's pool
-// pipelines them into two and asks for a statement's row description once per
-// connection (src/store/prepared-client.ts, `pipelineTransactions`,
-// `reuseRowDescriptions`); the ceiling is left as the issue defines it, the
-// database's own cost of these transactions sent one statement at a time.
-// The statements are marked as the store marks them (`thenCommit`), which a
-// client that does not pipeline sends unchanged; the floor server
-// (floor-server.ts) sends them through a pipelining one, as the server does.
+// The ceiling: what PostgreSQL alone can do with a job lifecycle sent one
+// transition per transaction, as pgbench sends it, from C connections with no
+// service in between. CreateJob is one statement (the job and its CREATED
+// event); RunJob and CompleteJob are BEGIN, a lock-and-read, one statement
+// writing the row and its event, COMMIT — each waiting for the previous
+// reply. The statements are named (prepared once per connection), and the
+// rows they write are built by the same domain functions the service uses
+// (newJob, applyTransition), so both write the same data. The service batches
+// many calls per transaction; the ceiling is the per-transaction cost that
+// batching is measured against.
 
 import { randomUUID } from "node:crypto";
-import { applyTransition, type JobRecord, newJob } from "../src/domain/job.js";
+import pg from "pg";
+import { applyTransition, type EventRecord, type JobRecord, newJob } from "../src/domain/job.js";
 import type { Principal } from "../src/domain/principal.js";
 import { principalKey } from "../src/domain/principal.js";
-import { type JobRow, jobFromRow } from "../src/store/job-rows.js";
-import {
-  APPEND_TRANSITION_SQL,
-  appendTransitionParams,
-  CREATE_JOB_SQL,
-  createJobParams,
-  LOCK_JOB_SQL,
-} from "../src/store/job-store.js";
-import { PreparingClient, thenCommit } from "../src/store/prepared-client.js";
+import { JOB_COLUMNS, type JobRow, jobFromRow } from "../src/store/job-rows.js";
+import { micros, timestamp } from "../src/store/sql.js";
 import { Load } from "./load.js";
 import type { Recorder } from "./stats.js";
 import { COMPANY_ID, COMPUTE_POOL_ID, DATA_PLANE_ID, INPUT_JSON, LEASE_SECONDS, RESULT_JSON } from "./workload.js";
@@ -48,23 +35,69 @@ const BENCH_JOB: NewJob = {
   executionCluster: "SHARED",
 };
 
-/** CreateJob's statement, as JobStore.create sends it. */
-export async function createJob(client: PreparingClient, fields: NewJob = BENCH_JOB, requestId: string | null = randomUUID()): Promise<JobRecord> {
-  const { event } = newJob({ id: randomUUID(), createdBy: ACTOR, ...fields }, 0);
-  const result: { rows: JobRow[] } = await client.query(thenCommit(CREATE_JOB_SQL), createJobParams(event, principalKey(ACTOR), requestId));
-  if (result.rows.length !== 1) throw new Error("create inserted no row");
-  return jobFromRow(result.rows[0]);
+const CREATE = {
+  name: "ceiling_create",
+  text: `with inserted as (
+     insert into jobs (id, type, state, company_id, created_by, creator_key, request_id, input, data_plane_id,
+                       compute_pool_id, execution_cluster, revision, created_at, updated_at)
+     values ($1, $2, 'PENDING', $3, $4::jsonb, $5, $6, $7::jsonb, $8, $9, $10, 1, now(), now())
+     returning ${JOB_COLUMNS}
+   ), appended as (
+     insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, snapshot)
+     select id, 1, 'CREATED', null, 'PENDING', $4::jsonb, now(),
+            $11::jsonb || jsonb_build_object('createdAt', created_at, 'updatedAt', updated_at)
+     from inserted
+   )
+   select * from inserted`,
+};
+
+const LOCK = {
+  name: "ceiling_lock",
+  text: `select ${JOB_COLUMNS}, ${micros("now()")} as now from jobs where id = $1 for update`,
+};
+
+const APPEND = {
+  name: "ceiling_append",
+  text: `with updated as (
+     update jobs set state = $2, executor_id = $3, attempt = $4, revision = $5, result = $6::jsonb,
+       failures = $7::jsonb, cancellation_reason = $8, lease_seconds = $9,
+       lease_expires_at = ${timestamp("$10")}, updated_at = ${timestamp("$11")},
+       started_at = ${timestamp("$12")}, finished_at = ${timestamp("$13")}
+     where id = $1
+   )
+   insert into job_events (job_id, revision, type, from_state, to_state, actor, occurred_at, previous_executor_id, snapshot)
+   values ($1, $5, $14, $15, $2, $16::jsonb, ${timestamp("$11")}, $17, $18::jsonb)`,
+};
+
+const json = (value: unknown) => (value === null || value === undefined ? null : JSON.stringify(value));
+
+/** CreateJob as one self-committing statement. */
+export async function createJob(client: pg.Client, fields: NewJob = BENCH_JOB, requestId: string | null = randomUUID()): Promise<JobRecord> {
+  const { job } = newJob({ id: randomUUID(), createdBy: ACTOR, ...fields }, 0);
+  const values = [job.id, job.type, job.companyId, JSON.stringify(ACTOR), principalKey(ACTOR), requestId, json(job.input), job.dataPlaneId, job.computePoolId, job.executionCluster, JSON.stringify(job)];
+  const { rows } = await client.query<JobRow>({ ...CREATE, values });
+  if (rows.length !== 1) throw new Error("create inserted no row");
+  return jobFromRow(rows[0]);
 }
 
-/** One transition transaction, as JobStore.transition sends it. */
-export async function transition(client: PreparingClient, jobId: string, args: Parameters<typeof applyTransition>[1]): Promise<JobRecord> {
+function appendValues(event: EventRecord): unknown[] {
+  const job = event.job;
+  return [
+    job.id, job.state, job.executorId, job.attempt, job.revision, json(job.result), JSON.stringify(job.failures),
+    job.cancellationReason, job.leaseSeconds, job.leaseExpiresAt, job.updatedAt, job.startedAt, job.finishedAt,
+    event.type, event.fromState, JSON.stringify(event.actor), event.previousExecutorId, JSON.stringify(job),
+  ];
+}
+
+/** One transition in a transaction of its own. */
+export async function transition(client: pg.Client, jobId: string, args: Parameters<typeof applyTransition>[1]): Promise<JobRecord> {
   await client.query("begin");
   try {
-    const { rows }: { rows: Array<JobRow & { now: string }> } = await client.query(LOCK_JOB_SQL, [jobId, null]);
+    const { rows } = await client.query<JobRow & { now: string }>({ ...LOCK, values: [jobId] });
     if (rows.length !== 1) throw new Error(`job ${jobId} not found`);
     const decided = applyTransition(jobFromRow(rows[0]), args, ACTOR, Number(rows[0].now));
     if (!decided.changed) throw new Error(`${args.call} changed nothing`);
-    await client.query(thenCommit(APPEND_TRANSITION_SQL), appendTransitionParams(decided.event));
+    await client.query({ ...APPEND, values: appendValues(decided.event) });
     await client.query("commit");
     return decided.event.job;
   } catch (error) {
@@ -75,9 +108,9 @@ export async function transition(client: PreparingClient, jobId: string, args: P
 
 /** `concurrency` connections, each running lifecycles back to back while the load runs. */
 export async function createCeilingLoad(url: string, concurrency: number, recorder: Recorder): Promise<{ load: Load; close(): Promise<void> }> {
-  const clients: PreparingClient[] = [];
+  const clients: pg.Client[] = [];
   for (let i = 0; i < concurrency; i++) {
-    const client = new PreparingClient({ connectionString: url, application_name: "jobs-bench-ceiling" });
+    const client = new pg.Client({ connectionString: url, application_name: "jobs-bench-ceiling" });
     await client.connect();
     clients.push(client);
   }

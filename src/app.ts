@@ -109,29 +109,15 @@ export async function startApp(config: Config, log: Logger, options: StartOption
   if (embedded) cleanups.push(() => embedded.stop());
   try {
     const metrics = new Metrics();
-    // No limit while migrations run (one may rightly take minutes); DB_QUERY_TIMEOUT_MS once serving.
-    let statementTimeoutMs = 0;
+    await prepareSchema(databaseUrl, config, options.migrate ?? config.migrateOnStart, log);
     const orm = await openOrm({
       databaseUrl,
       poolSize: config.dbPoolSize,
       acquireTimeoutMs: config.dbAcquireTimeoutMs,
-      statementTimeoutMs: () => statementTimeoutMs,
+      queryTimeoutMs: config.dbQueryTimeoutMs,
       onPool: (pool) => metrics.pool(pool, config.dbPoolSize),
     });
     cleanups.unshift(() => orm.close(true));
-    if (options.migrate ?? config.migrateOnStart) {
-      const applied = await migrate(orm, databaseUrl);
-      if (applied.length) log.info("migrations applied", { migrations: applied });
-    } else {
-      const pending = await orm.migrator.getPending();
-      if (pending.length) {
-        throw new Error(
-          `the database schema is behind this server (pending migrations: ${pending.map((m) => m.name).join(", ")}); run \`jobsctl migrate\`, or start with MIGRATE_ON_START=true`,
-        );
-      }
-    }
-
-    statementTimeoutMs = config.dbQueryTimeoutMs;
 
     const probe = new DatabaseProbe(databaseUrl, 1000, Math.min(config.dbAcquireTimeoutMs, 2000));
     await probe.start();
@@ -150,23 +136,38 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     });
     await notifier.start();
     cleanups.unshift(() => notifier.stop());
-    const store = new JobStore(orm, (committed) => {
-      notifier.committed(committed);
-      const logTransitions = log.enabled("debug");
-      for (const { event } of committed) {
-        metrics.eventCommitted(event.type);
-        if (logTransitions) {
-          log.debug("transition", {
-            job_id: event.jobId,
-            revision: event.revision,
-            event: event.type,
-            from_state: event.fromState ?? undefined,
-            to_state: event.toState,
-            actor: principalKey(event.actor),
-          });
+    const logDebug = log.enabled("debug");
+    const store = new JobStore(
+      orm,
+      (committed) => {
+        notifier.committed(committed);
+        for (const { event } of committed) {
+          metrics.eventCommitted(event.type);
+          if (logDebug) {
+            log.debug("transition", {
+              job_id: event.jobId,
+              revision: event.revision,
+              event: event.type,
+              from_state: event.fromState ?? undefined,
+              to_state: event.toState,
+              actor: principalKey(event.actor),
+            });
+          }
         }
-      }
-    });
+      },
+      {
+        batchMaxCalls: config.writeBatchMaxCalls,
+        batchesInFlight: config.writeBatchesInFlight,
+        maxQueueMs: config.dbAcquireTimeoutMs,
+        onBatch: ({ calls, ms, outcome, alone, error }) => {
+          metrics.writeBatch(calls, ms / 1000, outcome);
+          if (logDebug) {
+            log.debug("write batch", { calls, duration_ms: Math.round(ms * 100) / 100, outcome, alone: alone || undefined, error: error ? describeError(error) : undefined });
+          }
+        },
+      },
+    );
+    metrics.writeQueue(() => store.writeQueue);
     metrics.watchStreams(() => ({ WatchJob: hub.size - hub.filteredSize, WatchJobs: hub.filteredSize }));
     metrics.databaseUp(() => probe.state === "up");
     const tokens = new TokenStore(orm);
@@ -290,6 +291,34 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     await runCleanups(cleanups, log);
     throw error;
   }
+}
+
+/**
+ * Applies pending migrations (or refuses to serve a schema that is behind),
+ * on a pool of its own: a migration may rightly run for minutes, past the
+ * serving pool's DB_QUERY_TIMEOUT_MS.
+ */
+async function prepareSchema(databaseUrl: string, config: Config, apply: boolean, log: Logger): Promise<void> {
+  const orm = await openOrm({ databaseUrl, poolSize: 1, acquireTimeoutMs: config.dbAcquireTimeoutMs });
+  try {
+    if (apply) {
+      const applied = await migrate(orm, databaseUrl);
+      if (applied.length) log.info("migrations applied", { migrations: applied });
+      return;
+    }
+    const pending = await orm.migrator.getPending();
+    if (pending.length) {
+      throw new Error(
+        `the database schema is behind this server (pending migrations: ${pending.map((m) => m.name).join(", ")}); run \`jobsctl migrate\`, or start with MIGRATE_ON_START=true`,
+      );
+    }
+  } finally {
+    await orm.close(true);
+  }
+}
+
+function describeError(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());

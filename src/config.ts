@@ -31,6 +31,8 @@ export interface Config {
   /** 0: no limit. */
   readonly dbQueryTimeoutMs: number;
   readonly dbPoolSize: number;
+  readonly writeBatchMaxCalls: number;
+  readonly writeBatchesInFlight: number;
   readonly migrateOnStart: boolean;
   readonly metricsPort: number | null;
   readonly tokenCacheSeconds: number;
@@ -64,6 +66,8 @@ export const VARIABLES = {
   DB_ACQUIRE_TIMEOUT_MS: ["2000", "Longest wait for a database connection before UNAVAILABLE (at start-up: before exiting 6)."],
   DB_QUERY_TIMEOUT_MS: ["30000", "Longest wait for PostgreSQL to answer a call's statement before UNAVAILABLE (the connection is dropped): a network that silently stops delivering cannot hang calls. Not applied to migrations. 0: no limit."],
   DB_POOL_SIZE: ["20", "Pooled database connections per process (each process also holds one for LISTEN and one for the health probe)."],
+  WRITE_BATCH_MAX_CALLS: ["100", "Most write calls (creates, transitions, heartbeats, lease expiries) one transaction carries; calls that arrive while a batch is written join the next. 1: a transaction per call."],
+  WRITE_BATCHES_IN_FLIGHT: ["2", "Write transactions in flight at once per process (each holds a pooled connection); at most DB_POOL_SIZE."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
   METRICS_PORT: ["", "Serve Prometheus metrics at http://HOST:METRICS_PORT/metrics (plain HTTP). Unset: off."],
   TOKEN_CACHE_SECONDS: ["2", "How long a token lookup is cached; a revoked token stops working within this (its open watch streams end within this, or 1 s if 0)."],
@@ -153,6 +157,8 @@ export const RULES = {
   DB_ACQUIRE_TIMEOUT_MS: whole(1, 600_000),
   DB_QUERY_TIMEOUT_MS: whole(0, 3_600_000),
   DB_POOL_SIZE: whole(1, 1000),
+  WRITE_BATCH_MAX_CALLS: whole(1, 10_000),
+  WRITE_BATCHES_IN_FLIGHT: whole(1, 1000),
   MIGRATE_ON_START: bool,
   METRICS_PORT: unsetOr(whole(1, 65535)),
   TOKEN_CACHE_SECONDS: whole(0, 5),
@@ -202,6 +208,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbAcquireTimeoutMs: get("DB_ACQUIRE_TIMEOUT_MS"),
     dbQueryTimeoutMs: get("DB_QUERY_TIMEOUT_MS"),
     dbPoolSize: get("DB_POOL_SIZE"),
+    writeBatchMaxCalls: get("WRITE_BATCH_MAX_CALLS"),
+    writeBatchesInFlight: get("WRITE_BATCHES_IN_FLIGHT"),
     migrateOnStart: get("MIGRATE_ON_START"),
     metricsPort: get("METRICS_PORT"),
     tokenCacheSeconds: get("TOKEN_CACHE_SECONDS"),
@@ -214,6 +222,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
     const missing = config.tlsCert === null ? "TLS_CERT" : "TLS_KEY";
     throw new ConfigError(`${missing} is not set: TLS_CERT and TLS_KEY go together (set both for TLS, neither for h2c)`);
+  }
+  if (config.writeBatchesInFlight > config.dbPoolSize) {
+    throw new ConfigError(
+      `WRITE_BATCHES_IN_FLIGHT=${config.writeBatchesInFlight} is not valid: expected at most DB_POOL_SIZE (${config.dbPoolSize}), since each holds a pooled connection`,
+    );
   }
   if (config.metricsPort !== null && config.metricsPort === config.port) {
     throw new ConfigError(`METRICS_PORT=${config.metricsPort} is not valid: expected a port other than PORT's`);

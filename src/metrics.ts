@@ -89,6 +89,40 @@ export class Metrics {
     help: "Jobs whose lease expired and that the reaper failed or cancelled.",
     registers: [this.registry],
   });
+  private readonly batchCalls = new Histogram({
+    name: "jobs_write_batch_calls",
+    help: "Write calls (creates, transitions, heartbeats, lease expiries) per committed write transaction.",
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    registers: [this.registry],
+  });
+  private readonly batchDuration = new Histogram({
+    name: "jobs_write_batch_duration_seconds",
+    help: "Time of a write transaction, from taking its calls to COMMIT's reply, by outcome (committed or failed).",
+    labelNames: ["outcome"] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  /** One write transaction of the batched writer. */
+  writeBatch(calls: number, seconds: number, outcome: "committed" | "failed"): void {
+    if (outcome === "committed") this.batchCalls.observe(calls);
+    this.batchDuration.observe({ outcome }, seconds);
+  }
+
+  /** Write calls waiting for a batch and write transactions in flight, read at scrape time. */
+  writeQueue(read: () => { waiting: number; writing: number }): void {
+    new Gauge({
+      name: "jobs_write_queue",
+      help: "Write calls waiting for a batch (state=waiting) and write transactions in flight (state=writing).",
+      labelNames: ["state"] as const,
+      registers: [this.registry],
+      collect() {
+        const queue = read();
+        this.set({ state: "waiting" }, queue.waiting);
+        this.set({ state: "writing" }, queue.writing);
+      },
+    });
+  }
 
   /** One finished RPC. */
   rpc(method: string, code: string, seconds: number): void {

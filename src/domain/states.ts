@@ -17,6 +17,9 @@ export const FINISHED_STATES: ReadonlySet<JobStateName> = new Set(["COMPLETED", 
 /** States a job never leaves: COMPLETED and CANCELLED. */
 export const FINAL_STATES: ReadonlySet<JobStateName> = new Set(["COMPLETED", "CANCELLED"]);
 
+/** States a job is still moving through: COMPLETED, FAILED and CANCELLED are not among them. */
+export const UNFINISHED_STATES: ReadonlySet<JobStateName> = new Set(["PENDING", "RUNNING", "PENDING_CANCELLATION"]);
+
 /** States in which an executor holds a lease (SPEC §9). */
 export const LEASED_STATES: ReadonlySet<JobStateName> = new Set(["RUNNING", "PENDING_CANCELLATION"]);
 

@@ -12,8 +12,25 @@
 
 import { type EventRow, eventColumns, eventFromRow } from "./job-rows.js";
 import type { EventRecord } from "../domain/job.js";
-import { prepared } from "./prepared-client.js";
+import { named } from "./named-statements.js";
 import { type QueryRunner, query } from "./sql.js";
+
+/** The window since `$1`: the ids of the events it holds, and the next watermark (always one row). */
+const FEED_WINDOW_SQL = named(
+  "feed_window",
+  `with snapshot as (select pg_snapshot_xmin(pg_current_snapshot())::text as watermark)
+   select snapshot.watermark, e.job_id, e.revision, e.xid::text as xid
+   from snapshot left join job_events e on e.xid >= $1::xid8`,
+);
+
+/** The whole events for these (job, revision) keys: driven by the keys, so each is a primary-key lookup whatever the table's size. */
+const FEED_EVENTS_SQL = named(
+  "feed_events",
+  `select ${eventColumns("e.")}, e.xid::text as xid
+   from unnest($1::uuid[], $2::int[]) as wanted(job_id, revision)
+   join job_events e on e.job_id = wanted.job_id and e.revision = wanted.revision
+   order by e.job_id, e.revision`,
+);
 
 export interface FeedEvent {
   readonly xid: bigint;
@@ -46,12 +63,7 @@ export async function readFeed(
 ): Promise<FeedPage> {
   const window = await query<{ watermark: string; job_id: string | null; revision: number; xid: string }>(
     runner,
-    prepared(
-      "feed_window",
-      `with snapshot as (select pg_snapshot_xmin(pg_current_snapshot())::text as watermark)
-       select snapshot.watermark, e.job_id, e.revision, e.xid::text as xid
-       from snapshot left join job_events e on e.xid >= $1::xid8`,
-    ),
+    FEED_WINDOW_SQL,
     [watermark.toString()],
   );
   const unknown = window.filter((row) => row.job_id !== null && !isKnown(row.job_id, row.revision));
@@ -59,14 +71,7 @@ export async function readFeed(
   if (unknown.length > 0) {
     const rows = await query<EventRow & { xid: string }>(
       runner,
-      prepared(
-        "feed_events",
-        // Driven by the wanted keys, so each is a primary-key lookup whatever the table's size.
-        `select ${eventColumns("e.")}, e.xid::text as xid
-         from unnest($1::uuid[], $2::int[]) as wanted(job_id, revision)
-         join job_events e on e.job_id = wanted.job_id and e.revision = wanted.revision
-         order by e.job_id, e.revision`,
-      ),
+      FEED_EVENTS_SQL,
       [unknown.map((row) => row.job_id), unknown.map((row) => row.revision)],
     );
     for (const row of rows) events.push({ xid: BigInt(row.xid), event: eventFromRow(row) });

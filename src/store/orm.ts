@@ -6,7 +6,7 @@ import { MikroORM } from "@mikro-orm/postgresql";
 import pg from "pg";
 import { ENTITIES } from "./entities.js";
 import { MIGRATIONS } from "./migrations/index.js";
-import { PreparingClient } from "./prepared-client.js";
+import { NamingClient } from "./named-statements.js";
 import { isConnectionError } from "./sql.js";
 
 export interface OrmOptions {
@@ -14,8 +14,12 @@ export interface OrmOptions {
   readonly poolSize: number;
   /** How long a call waits for a pooled connection before it fails UNAVAILABLE (SPEC §11). */
   readonly acquireTimeoutMs: number;
-  /** The limit on a statement's reply, asked at every statement (PreparingClientConfig.statementTimeoutMs). */
-  readonly statementTimeoutMs?: () => number;
+  /**
+   * How long a statement may wait for its reply, in ms (0 or unset: no limit).
+   * On expiry the connection is dropped, which fails every statement on it: a
+   * network that silently stops delivering leaves it useless anyway.
+   */
+  readonly queryTimeoutMs?: number;
   /** Receives the connection pool once it exists (for pool metrics). */
   readonly onPool?: (pool: pg.Pool) => void;
 }
@@ -39,11 +43,12 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
       // A transition holds a row lock; never let a stuck client hold it forever.
       idle_in_transaction_session_timeout: 30_000,
       application_name: "jobs",
-      Client: PreparingClient,
-      // BEGIN and COMMIT ride with the statements next to them (prepared-client.ts).
-      pipelineTransactions: true,
-      reuseRowDescriptions: true,
-      statementTimeoutMs: options.statementTimeoutMs,
+      Client: NamingClient,
+      // pg drops a connection whose statement outlives query_timeout only in pipeline mode; otherwise the
+      // connection would go back to the pool still waiting for that reply. The store sends one statement
+      // at a time either way.
+      pipeline: true,
+      query_timeout: options.queryTimeoutMs || undefined,
       onPoolCreated: options.onPool,
     },
     allowGlobalContext: false,

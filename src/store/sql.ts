@@ -19,6 +19,13 @@ export async function query<R>(runner: QueryRunner, text: string, params: readon
   }
 }
 
+/** A set of the domain's names (states, say) as an SQL list: `('A','B')`. */
+export function sqlList(names: Iterable<string>): string {
+  const list = [...names];
+  if (!list.every((name) => /^[A-Z_]+$/.test(name))) throw new Error(`not a list of names: ${list.join(", ")}`);
+  return `(${list.map((name) => `'${name}'`).join(",")})`;
+}
+
 /** A timestamp column as microseconds since the epoch (pg returns int8 as a string). */
 export const micros = (column: string) => `(extract(epoch from ${column}) * 1000000)::int8`;
 
@@ -44,28 +51,9 @@ export function isConnectionError(error: unknown): boolean {
   );
 }
 
-/**
- * The connection failed after a statement that commits was sent: by itself
- * (outside a transaction), or with its transaction's COMMIT right behind it.
- * PostgreSQL may have committed before the connection went.
- */
-export class OutcomeUnknown extends Error {
-  constructor(cause: unknown) {
-    super(cause instanceof Error ? cause.message : String(cause), { cause });
-  }
-}
-
+/** The domain's answer to a failure that means the database could not be reached; undefined for any other failure. */
 export function asUnavailable(error: unknown): Unavailable | undefined {
   if (error instanceof Unavailable) return error;
-  if (error instanceof OutcomeUnknown) return commitUnknown();
   if (!isConnectionError(error)) return undefined;
   return new Unavailable("DATABASE_UNAVAILABLE", "the job database is unreachable right now; retry with backoff");
-}
-
-/** SPEC §11: the change may or may not be in. */
-export function commitUnknown(): Unavailable {
-  return new Unavailable(
-    "COMMIT_UNKNOWN",
-    "the database connection was lost while committing, so the change may or may not have been applied; retrying is safe: a repeated transition returns changed=false once it is in",
-  );
 }

@@ -55,7 +55,8 @@ test("SIGTERM: watch streams end UNAVAILABLE/SERVER_DRAINING, in-flight calls fi
   const watchJobs = reader(client.stream("WatchJobs", {}));
   await readUntil(watchJobs, (m) => m.kind === "synced");
 
-  // Three unary calls in flight, each waiting on a row lock the test holds.
+  // Three unary calls in flight, waiting on row locks the test holds (in one or two write batches, so one or
+  // two transactions wait; the calls went out on one connection before the first of them reached the database).
   const [a, b, c] = [await create(), await create(), await create()];
   locker = new pg.Client({ connectionString: databaseUrl });
   await locker.connect();
@@ -71,8 +72,8 @@ test("SIGTERM: watch streams end UNAVAILABLE/SERVER_DRAINING, in-flight calls fi
       databaseUrl,
       "select count(*)::text as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'",
     );
-    return Number(rows[0].n) === 3;
-  }, "the three calls to wait on their row locks");
+    return Number(rows[0].n) >= 1;
+  }, "the calls to wait on their row locks");
 
   server.child.kill("SIGTERM");
 

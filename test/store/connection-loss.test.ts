@@ -4,8 +4,9 @@
 // connections of the transactions in flight checked out for good, until the
 // pool was empty and the server never recovered, and draining hung in closing
 // the pool. The pool here has one connection and a short acquire timeout, so a
-// single lost connection makes the next call fail. And a connection lost
-// during COMMIT is COMMIT_UNKNOWN, after which a retry is safe.
+// single lost connection makes the next call fail. A connection lost during
+// COMMIT is COMMIT_UNKNOWN, after which a retry is safe; one lost before
+// COMMIT was sent is DATABASE_UNAVAILABLE, with nothing applied.
 
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
@@ -124,24 +125,25 @@ test("a connection lost during COMMIT is UNAVAILABLE COMMIT_UNKNOWN; nothing is 
   expect((await run(job.id, "lost-at-commit")).changed).toBe(false);
 });
 
-// The statement that ends a transaction goes out with its COMMIT right behind it (src/store/prepared-client.ts),
-// and CreateJob's one statement commits by itself: a connection lost before their reply may have committed.
-test("a connection lost while the transition's last statement runs, COMMIT already sent behind it, is COMMIT_UNKNOWN; the retry applies it once", async () => {
-  // During the write, the first time only, the backend terminates itself: neither the write nor the COMMIT is answered.
+// A batch's statements go out one at a time and COMMIT only after the write's reply: a connection lost before
+// COMMIT was sent leaves nothing applied, and the answer says so (DATABASE_UNAVAILABLE, not COMMIT_UNKNOWN).
+test("a connection lost while the transition's write runs, before COMMIT, is DATABASE_UNAVAILABLE with nothing applied; the retry applies it once", async () => {
+  // During the write, the first time only, the backend terminates itself: the write is never answered and COMMIT never sent.
   await loseConnectionOnce("at_write", "trigger", "after update on jobs", "new.executor_id = 'lost-at-write'");
   const job = await createJob(store);
-  await expect(run(job.id, "lost-at-write")).rejects.toMatchObject({ kind: "unavailable", reason: "COMMIT_UNKNOWN" });
+  await expect(run(job.id, "lost-at-write")).rejects.toMatchObject({ kind: "unavailable", reason: "DATABASE_UNAVAILABLE" });
   await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
   expect(await stored(databaseUrl, job.id)).toMatchObject({ row: { revision: 1 }, events: 1 });
   const retried = await run(job.id, "lost-at-write");
   expect([retried.changed, retried.job.state, retried.job.revision]).toEqual([true, "RUNNING", 2]);
 });
 
-test("a connection lost while CreateJob's statement runs is COMMIT_UNKNOWN; a retry with the same request_id gives one job", async () => {
+test("a connection lost while CreateJob's write runs, before COMMIT, is DATABASE_UNAVAILABLE with no job; a retry with the same request_id gives one job", async () => {
   await loseConnectionOnce("at_create", "trigger", "after insert on jobs", "new.data_plane_id = 'lost-at-create'");
   const requestId = randomUUID();
-  await expect(createJob(store, { dataPlaneId: "lost-at-create", requestId })).rejects.toMatchObject({ kind: "unavailable", reason: "COMMIT_UNKNOWN" });
+  await expect(createJob(store, { dataPlaneId: "lost-at-create", requestId })).rejects.toMatchObject({ kind: "unavailable", reason: "DATABASE_UNAVAILABLE" });
   await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
+  expect(await sql(databaseUrl, "select 1 from jobs where request_id = $1", [requestId])).toEqual([]);
   const retried = await store.create(jobFields({ dataPlaneId: "lost-at-create", requestId }), SERVICE);
   expect(retried.created).toBe(true);
   const again = await store.create(jobFields({ dataPlaneId: "lost-at-create", requestId }), SERVICE);

@@ -1,0 +1,161 @@
+// Smart batching: while batches are being written, calls that arrive wait in
+// one queue, and the next batch takes every call waiting (up to a maximum).
+// A call that finds a free slot goes out in the same turn of the event loop:
+// no timer, so no added wait at low load, and batches grow only when the
+// database is the bottleneck.
+
+/** A call's answer, or why it has none. */
+export type Settled<R> = { readonly ok: true; readonly value: R } | { readonly ok: false; readonly error: unknown };
+
+/** Writes one batch and settles each of its calls, in order; throws if the batch as a whole failed. */
+export type WriteBatch<C, R> = (calls: readonly C[]) => Promise<readonly Settled<R>[]>;
+
+export interface BatchReport {
+  readonly calls: number;
+  readonly ms: number;
+  readonly outcome: "committed" | "failed";
+  /** A retry of one call of a batch that failed as a whole. */
+  readonly alone: boolean;
+  readonly error?: unknown;
+}
+
+export interface BatcherOptions {
+  /** The most calls one batch takes; 1 writes each call on its own. */
+  readonly maxCalls: number;
+  /** How many batches may be in flight at once. */
+  readonly maxInFlight: number;
+  /** The longest a call may wait in the queue before it fails with `queueTimeout()`. */
+  readonly maxQueueMs: number;
+  readonly queueTimeout: () => Error;
+  /** A batch failed as a whole: whether to retry its calls each on its own (one poisoned call then fails alone). */
+  readonly retryAlone: (error: unknown) => boolean;
+  /** A batch failed as a whole: whether the calls still waiting fail with it (they would only wait for the same). */
+  readonly failsWaiting: (error: unknown) => boolean;
+  readonly onBatch?: (report: BatchReport) => void;
+}
+
+interface Waiting<C, R> {
+  readonly call: C;
+  readonly since: number;
+  readonly resolve: (value: R) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class Batcher<C, R> {
+  private queue: Waiting<C, R>[] = [];
+  private inFlight = 0;
+  private dispatchScheduled = false;
+  private queueTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly write: WriteBatch<C, R>,
+    private readonly options: BatcherOptions,
+  ) {}
+
+  submit(call: C): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ call, since: performance.now(), resolve, reject });
+      this.scheduleDispatch();
+    });
+  }
+
+  /** Calls waiting for a batch (for metrics and tests). */
+  get waiting(): number {
+    return this.queue.length;
+  }
+
+  /** Batches being written. */
+  get writing(): number {
+    return this.inFlight;
+  }
+
+  // Dispatching at the end of this turn of the event loop lets calls that
+  // arrived on the same turn (several connections' reads) share a batch.
+  private scheduleDispatch(): void {
+    if (this.dispatchScheduled || this.inFlight >= this.options.maxInFlight) {
+      this.armQueueTimer();
+      return;
+    }
+    this.dispatchScheduled = true;
+    setImmediate(this.dispatch);
+  }
+
+  private readonly dispatch = (): void => {
+    this.dispatchScheduled = false;
+    while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
+      const taken = this.queue.length <= this.options.maxCalls ? this.queue : this.queue.slice(0, this.options.maxCalls);
+      this.queue = taken === this.queue ? [] : this.queue.slice(taken.length);
+      void this.run(taken);
+    }
+    this.armQueueTimer();
+  };
+
+  private async run(batch: Waiting<C, R>[]): Promise<void> {
+    this.inFlight++;
+    try {
+      const error = await this.attempt(batch, false);
+      if (error === undefined) return;
+      if (batch.length > 1 && this.options.retryAlone(error)) {
+        // Each on its own, in arrival order, so a job's calls keep their order.
+        for (const waiting of batch) {
+          const alone = await this.attempt([waiting], true);
+          if (alone !== undefined) waiting.reject(alone);
+        }
+        return;
+      }
+      for (const waiting of batch) waiting.reject(error);
+      if (this.options.failsWaiting(error)) this.failWaiting(() => true, error);
+    } finally {
+      this.inFlight--;
+      if (this.queue.length > 0) this.scheduleDispatch();
+      else this.armQueueTimer();
+    }
+  }
+
+  /** Writes `batch` and settles its calls; returns the error if the batch failed as a whole. */
+  private async attempt(batch: Waiting<C, R>[], alone: boolean): Promise<unknown> {
+    const started = performance.now();
+    const report = (outcome: BatchReport["outcome"], error?: unknown) =>
+      this.options.onBatch?.({ calls: batch.length, ms: performance.now() - started, outcome, alone, error });
+    let settled: readonly Settled<R>[];
+    try {
+      settled = await this.write(batch.map((waiting) => waiting.call));
+    } catch (error) {
+      report("failed", error);
+      return error ?? new Error("batch failed");
+    }
+    report("committed");
+    for (let i = 0; i < batch.length; i++) {
+      const answer = settled[i];
+      if (answer.ok) batch[i].resolve(answer.value);
+      else batch[i].reject(answer.error);
+    }
+    return undefined;
+  }
+
+  /** One timer for the whole queue, set for the oldest call's limit while every slot is busy. */
+  private armQueueTimer(): void {
+    if (this.queueTimer !== null) {
+      clearTimeout(this.queueTimer);
+      this.queueTimer = null;
+    }
+    if (this.queue.length === 0 || this.inFlight < this.options.maxInFlight) return;
+    const wait = Math.max(0, this.queue[0].since + this.options.maxQueueMs - performance.now());
+    this.queueTimer = setTimeout(this.expireWaiting, wait);
+    this.queueTimer.unref();
+  }
+
+  private readonly expireWaiting = (): void => {
+    this.queueTimer = null;
+    const limit = performance.now() - this.options.maxQueueMs;
+    this.failWaiting((waiting) => waiting.since <= limit, this.options.queueTimeout());
+    this.armQueueTimer();
+  };
+
+  private failWaiting(which: (waiting: Waiting<C, R>) => boolean, error: unknown): void {
+    const failing = this.queue.filter(which);
+    if (failing.length === 0) return;
+    this.queue = this.queue.filter((waiting) => !which(waiting));
+    for (const waiting of failing) waiting.reject(error);
+  }
+}
