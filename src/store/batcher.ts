@@ -2,7 +2,10 @@
 // one queue, and the next batch takes every call waiting (up to a maximum).
 // A call that finds a free slot goes out in the same turn of the event loop:
 // no timer, so no added wait at low load, and batches grow only when the
-// database is the bottleneck.
+// database is the bottleneck. Calls with the same key (the same job) go out
+// in arrival order and never in two batches at once: a later call waits for
+// the batch that holds an earlier one, rather than racing it to the row lock
+// on another connection.
 
 /** A call's answer, or why it has none. */
 export type Settled<R> = { readonly ok: true; readonly value: R } | { readonly ok: false; readonly error: unknown };
@@ -19,7 +22,7 @@ export interface BatchReport {
   readonly error?: unknown;
 }
 
-export interface BatcherOptions {
+export interface BatcherOptions<C> {
   /** The most calls one batch takes; 1 writes each call on its own. */
   readonly maxCalls: number;
   /** How many batches may be in flight at once. */
@@ -32,10 +35,13 @@ export interface BatcherOptions {
   /** A batch failed as a whole: whether the calls still waiting fail with it (they would only wait for the same). */
   readonly failsWaiting: (error: unknown) => boolean;
   readonly onBatch?: (report: BatchReport) => void;
+  /** Calls with the same key keep their arrival order across batches; null: no order to keep. */
+  readonly keyOf?: (call: C) => string | null;
 }
 
 interface Waiting<C, R> {
   readonly call: C;
+  readonly key: string | null;
   readonly since: number;
   readonly resolve: (value: R) => void;
   readonly reject: (error: unknown) => void;
@@ -44,17 +50,19 @@ interface Waiting<C, R> {
 export class Batcher<C, R> {
   private queue: Waiting<C, R>[] = [];
   private inFlight = 0;
+  /** Keys of the calls in the batches being written, with how many of those calls each. */
+  private readonly busy = new Map<string, number>();
   private dispatchScheduled = false;
   private queueTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly write: WriteBatch<C, R>,
-    private readonly options: BatcherOptions,
+    private readonly options: BatcherOptions<C>,
   ) {}
 
   submit(call: C): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ call, since: performance.now(), resolve, reject });
+      this.queue.push({ call, key: this.options.keyOf?.(call) ?? null, since: performance.now(), resolve, reject });
       this.scheduleDispatch();
     });
   }
@@ -83,12 +91,41 @@ export class Batcher<C, R> {
   private readonly dispatch = (): void => {
     this.dispatchScheduled = false;
     while (this.inFlight < this.options.maxInFlight && this.queue.length > 0) {
-      const taken = this.queue.length <= this.options.maxCalls ? this.queue : this.queue.slice(0, this.options.maxCalls);
-      this.queue = taken === this.queue ? [] : this.queue.slice(taken.length);
+      const taken = this.take();
+      if (taken.length === 0) break;
       void this.run(taken);
     }
     this.armQueueTimer();
   };
+
+  /** The next batch: waiting calls in arrival order, but none behind a call with its key that must wait. */
+  private take(): Waiting<C, R>[] {
+    const taken: Waiting<C, R>[] = [];
+    const left: Waiting<C, R>[] = [];
+    const held = new Set<string>();
+    for (const waiting of this.queue) {
+      const { key } = waiting;
+      const free = key === null || (!this.busy.has(key) && !held.has(key));
+      if (free && taken.length < this.options.maxCalls) {
+        taken.push(waiting);
+      } else {
+        left.push(waiting);
+        if (key !== null) held.add(key);
+      }
+    }
+    this.queue = left;
+    for (const { key } of taken) if (key !== null) this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
+    return taken;
+  }
+
+  private release(batch: readonly Waiting<C, R>[]): void {
+    for (const { key } of batch) {
+      if (key === null) continue;
+      const left = (this.busy.get(key) ?? 1) - 1;
+      if (left === 0) this.busy.delete(key);
+      else this.busy.set(key, left);
+    }
+  }
 
   private async run(batch: Waiting<C, R>[]): Promise<void> {
     this.inFlight++;
@@ -107,6 +144,7 @@ export class Batcher<C, R> {
       if (this.options.failsWaiting(error)) this.failWaiting(() => true, error);
     } finally {
       this.inFlight--;
+      this.release(batch);
       if (this.queue.length > 0) this.scheduleDispatch();
       else this.armQueueTimer();
     }
@@ -133,13 +171,13 @@ export class Batcher<C, R> {
     return undefined;
   }
 
-  /** One timer for the whole queue, set for the oldest call's limit while every slot is busy. */
+  /** One timer for the whole queue, set for the oldest call's limit while calls wait. */
   private armQueueTimer(): void {
     if (this.queueTimer !== null) {
       clearTimeout(this.queueTimer);
       this.queueTimer = null;
     }
-    if (this.queue.length === 0 || this.inFlight < this.options.maxInFlight) return;
+    if (this.queue.length === 0) return;
     const wait = Math.max(0, this.queue[0].since + this.options.maxQueueMs - performance.now());
     this.queueTimer = setTimeout(this.expireWaiting, wait);
     this.queueTimer.unref();

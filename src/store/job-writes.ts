@@ -137,6 +137,7 @@ export class JobWriter {
       retryAlone: (error) => !(error instanceof Unavailable),
       failsWaiting: (error) => error instanceof Unavailable && noConnection.has(error),
       onBatch: options.onBatch,
+      keyOf: (call) => (call.kind === "create" ? (call.requestId === null ? null : requestKey(call.creatorKey, call.requestId)) : call.jobId),
     });
   }
 
