@@ -12,6 +12,11 @@
 // its call and every event (but the reaper's) exactly one changed=true answer,
 // and every refusal one the table or the attempt fence allows.
 //
+// The second test sends the calls in bursts of hundreds at once, so that each
+// replica's batched writer puts many calls in one transaction (the same job
+// several times in one batch, and in batches on both replicas at once): the
+// batch-size histogram of both replicas must show batches of more than 8.
+//
 // JOBS_SEED replays a run; JOBS_SOAK scales the number of generated runs.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
@@ -20,6 +25,7 @@ import { attemptOf, type Outcome, sendCalls, storm } from "../support/call-mix.j
 import { scaled, soakFactor } from "../support/figures.js";
 import { jobsClient, type JobsClient } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
+import { freePort } from "../support/processes.js";
 import { checkJobs, refusalViolation } from "../support/invariants.js";
 import { type ServerProcess, spawnServer } from "../support/processes.js";
 import { proveRuns, runSeed } from "../support/proof.js";
@@ -30,6 +36,7 @@ const CALLS_PER_RUN = 700;
 const RUNS = scaled(3);
 const CLIENTS = 16;
 const IN_FLIGHT = 32;
+const BURST = 400;
 
 // A reaper tick every second, from the start, so that 1–2 s leases expire mid-run.
 // The connection wait is generous: this file is about serialization, not the pool's time limit.
@@ -38,10 +45,14 @@ const ENV = { REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "0", DB_ACQUIR
 let a: TestServer;
 let b: ServerProcess;
 let clients: JobsClient[];
+/** Each replica's /metrics. */
+let metricsUrls: string[];
 
 beforeAll(async () => {
-  a = await startServer({ env: ENV });
-  b = await spawnServer({ databaseUrl: a.databaseUrl, env: ENV });
+  const ports = [await freePort(), await freePort()];
+  metricsUrls = ports.map((port) => `http://127.0.0.1:${port}/metrics`);
+  a = await startServer({ env: { ...ENV, METRICS_PORT: String(ports[0]) } });
+  b = await spawnServer({ databaseUrl: a.databaseUrl, env: { ...ENV, METRICS_PORT: String(ports[1]) } });
   // Even clients talk to A (in this process), odd ones to B (`jobsctl serve`).
   clients = range(0, CLIENTS - 1).map((i) =>
     jobsClient(i % 2 === 0 ? a.address : b.address, a.tokens.service, { "grpc.use_local_subchannel_pool": 1 }),
@@ -55,11 +66,12 @@ afterAll(async () => {
 
 const viaB = (o: Outcome) => o.call.client % 2 === 1;
 
-test(`${RUNS} generated runs of ${CALLS_PER_RUN} calls on ${JOBS} jobs through two replicas keep every log and row consistent`, async () => {
+/** Runs `runs` generated storms of `count` calls, `inFlight` at a time, and checks every job afterwards. */
+async function proveStorms(name: string, runs: number, count: number, inFlight: number) {
   const figures = { seed: runSeed(), runs: 0, calls: 0, changed: 0, changed_via_b: 0, refused: 0, reaped: 0, jobs: 0, events: 0, violations: 0 };
-  await proveRuns("races (2 replicas)", storm(JOBS, CLIENTS, CALLS_PER_RUN), RUNS, figures, async ({ calls }) => {
+  await proveRuns(name, storm(JOBS, CLIENTS, count), runs, figures, async ({ calls }) => {
     const jobs = await Promise.all(range(1, JOBS).map((i) => createJob(clients[i % CLIENTS])));
-    const outcomes = await sendCalls(calls, jobs, (call) => clients[call.client], { concurrency: IN_FLIGHT });
+    const outcomes = await sendCalls(calls, jobs, (call) => clients[call.client], { concurrency: inFlight });
 
     const violations: string[] = [];
     for (const o of outcomes) {
@@ -84,4 +96,23 @@ test(`${RUNS} generated runs of ${CALLS_PER_RUN} calls on ${JOBS} jobs through t
   expect(figures.changed_via_b).toBeGreaterThan(0);
   expect(figures.changed - figures.changed_via_b).toBeGreaterThan(0);
   expect(figures.events).toBeGreaterThan(figures.jobs * 4);
+}
+
+/** How many write transactions of more than 8 calls a replica has committed so far. */
+async function batchesOverEight(metricsUrl: string): Promise<number> {
+  const text = await (await fetch(metricsUrl)).text();
+  const value = (series: string) => Number(text.split("\n").find((line) => line.startsWith(`${series} `))?.slice(series.length + 1) ?? 0);
+  return value("jobs_write_batch_calls_count") - value('jobs_write_batch_calls_bucket{le="8"}');
+}
+
+test(`${RUNS} generated runs of ${CALLS_PER_RUN} calls on ${JOBS} jobs through two replicas keep every log and row consistent`, async () => {
+  await proveStorms("races (2 replicas)", RUNS, CALLS_PER_RUN, IN_FLIGHT);
+}, 60_000 * soakFactor());
+
+test(`bursts of ${BURST} calls at once on ${JOBS} jobs through two replicas form batches of more than 8 and keep every log and row consistent`, async () => {
+  const before = await Promise.all(metricsUrls.map(batchesOverEight));
+  await proveStorms("races in bursts (2 replicas)", RUNS, BURST, BURST);
+  const after = await Promise.all(metricsUrls.map(batchesOverEight));
+  expect(after[0] - before[0]).toBeGreaterThan(0);
+  expect(after[1] - before[1]).toBeGreaterThan(0);
 }, 60_000 * soakFactor());

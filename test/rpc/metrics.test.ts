@@ -110,6 +110,27 @@ test("open watch streams, notifier lag, the pool, the reaper and the process are
   expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
 });
 
+test("write transactions are reported: every write call in exactly one committed batch, each timed, none waiting afterwards", async () => {
+  const jobs = await Promise.all([1, 2, 3].map(async () => (await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" })).job));
+  const before = await scrape();
+  // Six write calls sent together: whatever batches they form, each is counted once.
+  await Promise.all([
+    ...jobs.map((job) => client.call("RunJob", { job_id: job.id, executor_id: "ex" })),
+    ...jobs.map((job) => client.call("RequestJobCancellation", { job_id: job.id })),
+  ]);
+  await client.fail("CancelJob", { job_id: "00000000-0000-0000-0000-000000000000" }); // refused, but written as a batch of one
+  const after = await scrape();
+  const moved = (series: string) => value(after, series) - value(before, series);
+  const batches = moved("jobs_write_batch_calls_count");
+  expect(moved("jobs_write_batch_calls_sum")).toBe(7);
+  expect(batches).toBeGreaterThanOrEqual(2);
+  expect(batches).toBeLessThanOrEqual(7);
+  expect(moved('jobs_write_batch_duration_seconds_count{outcome="committed"}')).toBe(batches);
+  expect(moved('jobs_write_batch_duration_seconds_count{outcome="failed"}')).toBe(0);
+  expect(value(after, 'jobs_write_queue{state="waiting"}')).toBe(0);
+  expect(value(after, 'jobs_write_queue{state="writing"}')).toBe(0);
+});
+
 test("answers 404 off /metrics", async () => {
   const res = await fetch(metricsUrl.replace("/metrics", "/other"));
   expect(res.status).toBe(404);
