@@ -71,3 +71,14 @@ export async function openBenchDatabase(): Promise<BenchDatabase> {
     throw error;
   }
 }
+
+/** Every event in the database: the benchmark checks it against the events it caused. */
+export async function eventCount(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return Number((await client.query<{ n: string }>("select count(*) as n from job_events")).rows[0].n);
+  } finally {
+    await client.end();
+  }
+}

@@ -90,6 +90,8 @@ export interface Subject {
   readonly leave?: () => Promise<void>;
   /** The server process this subject loads, when not the default one (A/B comparisons). */
   readonly serverPid?: number;
+  /** Counters read before and after each window (the server's write batches, say); their growth is summed per subject. */
+  readonly counters?: () => Promise<Record<string, number>>;
 }
 
 export interface Meters {
@@ -142,6 +144,8 @@ export interface Measured {
   readonly windowRates: number[];
   /** CLOCK_MONOTONIC microseconds of each window (to cut a CPU profile to them). */
   readonly windows: { fromMicros: number; toMicros: number }[];
+  /** How much each of the subject's counters grew over its windows. */
+  readonly counters: Record<string, number>;
 }
 
 export interface Schedule {
@@ -174,6 +178,7 @@ export async function measure(subjects: readonly Subject[], schedule: Schedule, 
     machineTotalUs: 0,
     windowRates: [] as number[],
     windows: [] as { fromMicros: number; toMicros: number }[],
+    counters: {} as Record<string, number>,
   }));
   let current: Subject | null = null;
   const switchTo = async (s: Subject) => {
@@ -199,13 +204,18 @@ export async function measure(subjects: readonly Subject[], schedule: Schedule, 
       await switchTo(s);
       run(s);
       await sleep(schedule.rampMs);
+      const countersBefore = await s.counters?.();
       const eventsBefore = s.recorder.events;
       const before = read(meters, s.serverPid);
       s.recorder.recording = true;
       await sleep(windowMs);
       s.recorder.recording = false;
       const after = read(meters, s.serverPid);
+      const countersAfter = await s.counters?.();
       await park(s);
+      for (const [name, value] of Object.entries(countersAfter ?? {})) {
+        t.counters[name] = (t.counters[name] ?? 0) + value - (countersBefore?.[name] ?? 0);
+      }
       const seconds = (after.atMs - before.atMs) / 1000;
       const events = s.recorder.events - eventsBefore;
       t.seconds += seconds;

@@ -17,6 +17,8 @@ export interface ServerProcess {
   readonly logTail: string[];
   /** The DevTools WebSocket URL when started with --inspect. */
   readonly inspectorUrl: string | null;
+  /** Its write transactions and the calls they carried so far, from its /metrics. */
+  writeBatches(): Promise<{ batches: number; calls: number }>;
   /** Stops it with SIGTERM (drain) and waits for the exit; resolves with its exit code. */
   stop(): Promise<number | null>;
 }
@@ -34,6 +36,7 @@ export interface ServerOptions {
 
 export async function startServer(options: ServerOptions): Promise<ServerProcess> {
   const port = await freePort();
+  const metricsPort = await freePort();
   const child = spawn(process.execPath, [options.jobsctl ?? JOBSCTL, "serve"], {
     cwd: options.cwd ?? ROOT,
     env: {
@@ -43,6 +46,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
       DATABASE_URL: options.databaseUrl,
       JOBS_DATA_DIR: options.dataDir,
       LOG_LEVEL: "warn",
+      METRICS_PORT: String(metricsPort),
       ...options.env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -97,6 +101,14 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
     address: `127.0.0.1:${port}`,
     logTail,
     inspectorUrl: /Debugger listening on (ws:\/\/\S+)/.exec(stderr)?.[1] ?? null,
+    async writeBatches() {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const value = (series: string) => {
+        const line = text.split("\n").find((l) => l.startsWith(`${series} `));
+        return line === undefined ? 0 : Number(line.slice(series.length + 1));
+      };
+      return { batches: value("jobs_write_batch_calls_count"), calls: value("jobs_write_batch_calls_sum") };
+    },
     async stop() {
       stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;

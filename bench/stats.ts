@@ -83,3 +83,8 @@ export class Recorder {
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** A progress line on stderr, with the time of day. */
+export const progress = (line: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+export const mib = (bytes: number) => (bytes / 1024 / 1024).toFixed(1);
+export const kib = (bytes: number) => (bytes / 1024).toFixed(1);
