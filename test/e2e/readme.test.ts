@@ -1,14 +1,15 @@
 // The README is part of the product: its walkthrough must work as printed,
-// and its configuration table must match src/config.ts.
+// in the checkout, without leaving anything there, and its configuration
+// table must match src/config.ts.
 
 import { execFile } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { configTable, VARIABLES } from "../../src/config.js";
 import { startServer, type TestServer } from "../support/harness.js";
 import { ROOT, readmeBlock, readmeScript } from "../support/readme.js";
-import { scratchDir } from "../support/scratch.js";
 
 const run = promisify(execFile);
 
@@ -20,12 +21,12 @@ afterAll(async () => {
   await server?.stop();
 });
 
-test("the first-job walkthrough works as printed", async () => {
+test("the first-job walkthrough works as printed and leaves nothing in the checkout", async () => {
   const script = readmeScript("walkthrough")
     // The only differences from the README: this test's server and token.
     .replaceAll("http://127.0.0.1:50051", server.url)
-    .replace('"$(cat .data/dev-token)"', `"${server.tokens.service}"`)
-    .replaceAll("job.json", join(scratchDir("jobs-walkthrough-"), "job.json"));
+    .replace('"$(cat .data/dev-token)"', `"${server.tokens.service}"`);
+  const before = new Set(readdirSync(ROOT));
   const { stdout } = await run("bash", ["-euo", "pipefail", "-c", script], {
     cwd: ROOT, // "in the checkout", as the README says
     env: { ...process.env, PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH}`, npm_config_yes: "true" },
@@ -40,6 +41,8 @@ test("the first-job walkthrough works as printed", async () => {
   for (const type of ["JOB_EVENT_TYPE_CREATED", "JOB_EVENT_TYPE_STARTED", "JOB_EVENT_TYPE_COMPLETED"]) {
     expect(stdout).toContain(type);
   }
+  // A reader pastes it into a terminal in the checkout: it must not leave files there for git to show.
+  expect(readdirSync(ROOT).filter((name) => !before.has(name))).toEqual([]);
 });
 
 test("the configuration table is the one src/config.ts describes", () => {
