@@ -7,7 +7,7 @@
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# --- build: every dependency, the TypeScript compiled to dist/ ---------------
+# --- build: every dependency, the TypeScript compiled to dist/, the console --
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -21,6 +21,7 @@ COPY src ./src
 COPY bench ./bench
 COPY scripts ./scripts
 COPY examples ./examples
+COPY console ./console
 # The one install script the server needs: embedded PostgreSQL's binaries link
 # themselves up. The `node` package's is skipped and the package dropped: it is
 # a second Node for checkouts whose system Node is older, and the image brings
@@ -41,6 +42,7 @@ COPY --from=build /app/package.json ./
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/console ./dist/console
 COPY --from=build /app/dist/scripts/healthcheck.js ./dist/scripts/healthcheck.js
 # Only the embedded PostgreSQL writes here (no DATABASE_URL); mount a volume on it.
 RUN mkdir -p /var/lib/jobs && chown node:node /var/lib/jobs

@@ -40,6 +40,9 @@ step "client toolchains (Python venv, Go tools under .cache) and generated clien
 bash scripts/clients-setup.sh
 bash scripts/generate-clients.sh --check
 
+step "browser for the console's tests (Debian's chromium at /usr/bin/chromium)"
+bash scripts/browser-setup.sh
+
 step "tests (jest)"
 NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning ${NODE_OPTIONS:-}" \
   node node_modules/jest/bin/jest.js "$@"

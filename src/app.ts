@@ -21,6 +21,7 @@ import { Reaper } from "./maintenance/reaper.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import { Retention } from "./maintenance/retention.js";
 import { createRequestHandler } from "./rpc/adapter.js";
+import { createConsole } from "./rpc/console.js";
 import { createHealthService, HealthState } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor, InFlight, loggingInterceptor } from "./rpc/interceptors.js";
 import { createJobService } from "./rpc/job-service.js";
@@ -217,6 +218,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       ],
       maxMessageBytes: config.maxMessageBytes,
       log,
+      otherPaths: createConsole({ enabled: config.consoleEnabled, log }),
     });
     const listener: Listener = await listen(handler, {
       host: config.host,

@@ -42,6 +42,7 @@ export interface Config {
   /** PEM files; both set (TLS) or both null (h2c). */
   readonly tlsCert: string | null;
   readonly tlsKey: string | null;
+  readonly consoleEnabled: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -76,6 +77,7 @@ export const VARIABLES = {
   RETENTION_INTERVAL_SECONDS: ["60", "How often the retention sweep runs."],
   TLS_CERT: ["", "PEM certificate chain file; with TLS_KEY, serve TLS instead of h2c."],
   TLS_KEY: ["", "PEM private key file for TLS_CERT."],
+  CONSOLE_ENABLED: ["true", "Serve the operators' console (a web page of the jobs, live) at / on PORT; false answers 404 there."],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type VariableName = keyof typeof VARIABLES;
@@ -167,6 +169,7 @@ export const RULES = {
   RETENTION_INTERVAL_SECONDS: whole(1, 86_400),
   TLS_CERT: unsetOr(pemFile("a certificate")),
   TLS_KEY: unsetOr(pemFile("a private key")),
+  CONSOLE_ENABLED: bool,
 } satisfies Record<VariableName, Rule<unknown>>;
 
 type Value<N extends VariableName> = (typeof RULES)[N] extends Rule<infer T> ? T : never;
@@ -218,6 +221,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     retentionIntervalSeconds: get("RETENTION_INTERVAL_SECONDS"),
     tlsCert: get("TLS_CERT"),
     tlsKey: get("TLS_KEY"),
+    consoleEnabled: get("CONSOLE_ENABLED"),
   };
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
     const missing = config.tlsCert === null ? "TLS_CERT" : "TLS_KEY";

@@ -16,6 +16,7 @@ export async function runServe(options: { migrate: boolean }): Promise<number> {
 
   // For people, not for log collectors: on stderr, and never as a log line.
   const lines = [`jobs is serving gRPC, gRPC-Web and Connect on ${app.url}`];
+  if (config.consoleEnabled) lines.push(`the operators' console: ${app.url}/ (sign in with a token)`);
   if (app.devToken) {
     lines.push(
       `embedded PostgreSQL: ${config.dataDir}/pg`,

@@ -49,6 +49,8 @@ export interface AdapterOptions {
   readonly interceptors: Interceptor[];
   readonly maxMessageBytes: number;
   readonly log: Logger;
+  /** Answers requests for paths that name no RPC (the console, ./console.ts); unset: an empty 404. */
+  readonly otherPaths?: (req: NodeRequest, res: NodeResponse) => void;
 }
 
 const COMPRESSIONS = [compressionGzip, compressionBrotli];
@@ -82,6 +84,7 @@ export function createRequestHandler(options: AdapterOptions): RequestHandler {
     const path = req.url?.split("?", 2)[0] ?? "";
     const handler = handlers.get(path);
     if (!handler) {
+      if (options.otherPaths) return options.otherPaths(req, res);
       res.statusCode = 404;
       res.end();
       return;

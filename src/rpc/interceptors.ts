@@ -31,7 +31,7 @@ const CODES: Record<ErrorKind, Code> = {
 };
 
 /** Scopes per JobService method (SPEC §6): reads need jobs:read, everything else jobs:write. */
-const READ_METHODS = new Set(["GetJob", "ListJobs", "ListJobEvents", "WatchJob", "WatchJobs"]);
+const READ_METHODS = new Set(["GetJob", "ListJobs", "CountJobs", "ListJobEvents", "WatchJob", "WatchJobs"]);
 export function scopeFor(method: string): Scope {
   return READ_METHODS.has(method) ? "jobs:read" : "jobs:write";
 }

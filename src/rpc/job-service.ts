@@ -5,16 +5,21 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { InvalidArgument } from "../domain/errors.js";
 import type { JobRecord, TransitionArgs } from "../domain/job.js";
-import { principalKey } from "../domain/principal.js";
+import { type Principal, principalKey } from "../domain/principal.js";
+import { JOB_STATES } from "../domain/states.js";
+import { JobState } from "../gen/jobs/v1/job_pb.js";
 import {
   CancelJobResponseSchema,
   CompleteJobResponseSchema,
+  type CountJobsRequest,
+  CountJobsResponseSchema,
   CreateJobResponseSchema,
   FailJobResponseSchema,
   GetJobResponseSchema,
   HeartbeatJobResponseSchema,
   JobService,
   ListJobEventsResponseSchema,
+  type ListJobsRequest,
   ListJobsResponseSchema,
   RequestJobCancellationResponseSchema,
   RunJobResponseSchema,
@@ -76,15 +81,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
     async listJobs(req, ctx) {
       const { principal } = callerOf(ctx);
       const size = v.pageSize(req.pageSize);
-      const filter: JobFilter = {
-        states: v.jobStates(req.states),
-        types: v.jobTypes(req.types),
-        executorId: v.optionalIdentifier(req.executorId, "executor_id"),
-        dataPlaneId: v.optionalIdentifier(req.dataPlaneId, "data_plane_id"),
-        companyId: v.companyScope(principal, req.companyId, "ListJobs"),
-        createdAfter: req.createdAfter ? microsFromTimestamp(v.timestamp(req.createdAfter, "created_after")) : null,
-        createdBefore: req.createdBefore ? microsFromTimestamp(v.timestamp(req.createdBefore, "created_before")) : null,
-      };
+      const filter = jobFilter(req, principal, "ListJobs");
       const listing = fingerprint({ list: "jobs", by: principalKey(principal), filter });
       const cursor = decodePageToken(req.pageToken, listing, isJobCursor);
       const jobs = await store.list(filter, cursor, size + 1);
@@ -94,6 +91,16 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
         jobs: page.map(jobToProto),
         nextPageToken:
           jobs.length > size && last ? encodePageToken<JobCursor>(listing, { createdAt: last.createdAt, id: last.id }) : "",
+      });
+    },
+
+    async countJobs(req, ctx) {
+      const filter = jobFilter(req, callerOf(ctx).principal, "CountJobs");
+      const counted = await store.countByState(filter);
+      const states = JOB_STATES.filter((state) => filter.states.length === 0 || filter.states.includes(state));
+      return create(CountJobsResponseSchema, {
+        counts: states.map((state) => ({ state: JobState[state], count: BigInt(counted.get(state) ?? 0) })),
+        companyId: BigInt(filter.companyId ?? 0),
       });
     },
 
@@ -159,6 +166,19 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
     },
 
     ...createWatchHandlers(deps),
+  };
+}
+
+/** The filters ListJobs and CountJobs share, validated; an API user is confined to its company. */
+function jobFilter(req: ListJobsRequest | CountJobsRequest, principal: Principal, call: string): JobFilter {
+  return {
+    states: v.jobStates(req.states),
+    types: v.jobTypes(req.types),
+    executorId: v.optionalIdentifier(req.executorId, "executor_id"),
+    dataPlaneId: v.optionalIdentifier(req.dataPlaneId, "data_plane_id"),
+    companyId: v.companyScope(principal, req.companyId, call),
+    createdAfter: req.createdAfter ? microsFromTimestamp(v.timestamp(req.createdAfter, "created_after")) : null,
+    createdBefore: req.createdBefore ? microsFromTimestamp(v.timestamp(req.createdBefore, "created_before")) : null,
   };
 }
 

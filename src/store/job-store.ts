@@ -118,19 +118,7 @@ export class JobStore {
 
   /** Up to `limit` jobs matching `filter`, newest first, after `cursor`. */
   async list(filter: JobFilter, cursor: JobCursor | null, limit: number): Promise<JobRecord[]> {
-    const where: string[] = [];
-    const params: unknown[] = [];
-    const param = (value: unknown) => {
-      params.push(value);
-      return `$${params.length}`;
-    };
-    if (filter.states.length) where.push(`state = any(${param(filter.states)}::text[])`);
-    if (filter.types.length) where.push(`type = any(${param(filter.types)}::text[])`);
-    if (filter.executorId) where.push(`executor_id = ${param(filter.executorId)}`);
-    if (filter.dataPlaneId) where.push(`data_plane_id = ${param(filter.dataPlaneId)}`);
-    if (filter.companyId !== null) where.push(`company_id = ${param(filter.companyId)}::int8`);
-    if (filter.createdAfter !== null) where.push(`created_at >= ${timestamp(param(filter.createdAfter))}`);
-    if (filter.createdBefore !== null) where.push(`created_at < ${timestamp(param(filter.createdBefore))}`);
+    const { where, params, param } = matching(filter);
     if (cursor) {
       where.push(`(created_at, id) < (${timestamp(param(cursor.createdAt))}, ${param(cursor.id)}::uuid)`);
     }
@@ -141,6 +129,17 @@ export class JobStore {
       params,
     );
     return rows.map(jobFromRow);
+  }
+
+  /** How many jobs matching `filter` are in each state; states without a job are absent. */
+  async countByState(filter: JobFilter): Promise<Map<string, number>> {
+    const { where, params } = matching(filter);
+    const rows = await query<{ state: string; count: string }>(
+      this.client,
+      `select state, count(*) as count from jobs ${where.length ? `where ${where.join(" and ")}` : ""} group by state`,
+      params,
+    );
+    return new Map(rows.map((row) => [row.state, Number(row.count)]));
   }
 
   /** Up to `limit` events of a job with revision > `afterRevision`, oldest first. Visibility is the caller's check. */
@@ -205,4 +204,22 @@ export class JobStore {
 /** The company an API user is confined to; null for services, which see every company. */
 function companyScope(viewer: Principal): string | null {
   return viewer.type === "api_user" ? viewer.companyId : null;
+}
+
+/** The conditions (and their parameters) that select the jobs matching `filter`, for list and count. */
+function matching(filter: JobFilter): { where: string[]; params: unknown[]; param: (value: unknown) => string } {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const param = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  if (filter.states.length) where.push(`state = any(${param(filter.states)}::text[])`);
+  if (filter.types.length) where.push(`type = any(${param(filter.types)}::text[])`);
+  if (filter.executorId) where.push(`executor_id = ${param(filter.executorId)}`);
+  if (filter.dataPlaneId) where.push(`data_plane_id = ${param(filter.dataPlaneId)}`);
+  if (filter.companyId !== null) where.push(`company_id = ${param(filter.companyId)}::int8`);
+  if (filter.createdAfter !== null) where.push(`created_at >= ${timestamp(param(filter.createdAfter))}`);
+  if (filter.createdBefore !== null) where.push(`created_at < ${timestamp(param(filter.createdBefore))}`);
+  return { where, params, param };
 }

@@ -46,6 +46,7 @@ const BAD: Partial<Record<VariableName, readonly string[]>> = {
   RETENTION_INTERVAL_SECONDS: ["1m"],
   TLS_CERT: [join(PEM_DIR, "missing.pem"), NOT_PEM],
   TLS_KEY: [join(PEM_DIR, "missing-key.pem")],
+  CONSOLE_ENABLED: ["off"],
 };
 
 /** Variables that accept any value, and why. */
@@ -116,6 +117,7 @@ describe("loadConfig", () => {
       retentionIntervalSeconds: 60,
       tlsCert: null,
       tlsKey: null,
+      consoleEnabled: true,
     });
   });
 
@@ -127,6 +129,7 @@ describe("loadConfig", () => {
       JOBS_DATA_DIR: "/var/lib/jobs",
       LOG_LEVEL: "DEBUG",
       MIGRATE_ON_START: "no",
+      CONSOLE_ENABLED: "false",
       METRICS_PORT: "9464",
       RETENTION_DAYS: "30",
       TOKEN_CACHE_SECONDS: "",
@@ -140,6 +143,7 @@ describe("loadConfig", () => {
       dataDir: "/var/lib/jobs",
       logLevel: "debug",
       migrateOnStart: false,
+      consoleEnabled: false,
       metricsPort: 9464,
       retentionDays: 30,
       tokenCacheSeconds: 2,

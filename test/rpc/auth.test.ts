@@ -65,6 +65,13 @@ const RPCS: readonly RpcCase[] = [
     invalid: { page_size: -1 },
   },
   {
+    method: "CountJobs",
+    scope: "jobs:read",
+    request: () => ({ company_id: FOREIGN_COMPANY }),
+    foreign: "PERMISSION_DENIED",
+    invalid: { states: ["JOB_STATE_UNSPECIFIED"] },
+  },
+  {
     method: "ListJobEvents",
     scope: "jobs:read",
     request: (job_id) => ({ job_id }),

@@ -65,6 +65,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   CreateJob: EVERY_RPC,
   GetJob: [...EVERY_RPC, "NOT_FOUND"],
   ListJobs: EVERY_RPC,
+  CountJobs: EVERY_RPC,
   ListJobEvents: [...EVERY_RPC, "NOT_FOUND"],
   RunJob: [...EVERY_RPC, "NOT_FOUND", "FAILED_PRECONDITION"],
   CompleteJob: [...EVERY_RPC, "NOT_FOUND", "FAILED_PRECONDITION"],

@@ -21,6 +21,7 @@ const run = promisify(execFile);
 const JOB_SERVICE_METHODS = [
   "CancelJob",
   "CompleteJob",
+  "CountJobs",
   "CreateJob",
   "FailJob",
   "GetJob",

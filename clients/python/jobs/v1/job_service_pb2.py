@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from jobs.v1 import job_pb2 as jobs_dot_v1_dot_job__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19jobs/v1/job_service.proto\x12\x07jobs.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11jobs/v1/job.proto\"\xe2\x01\n\x10\x43reateJobRequest\x12\x1e\n\x04type\x18\x01 \x01(\x0e\x32\x10.jobs.v1.JobType\x12 \n\x05input\x18\x02 \x01(\x0b\x32\x11.jobs.v1.JobInput\x12\x12\n\ncompany_id\x18\x03 \x01(\x03\x12\x15\n\rdata_plane_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63ompute_pool_id\x18\x05 \x01(\t\x12\x34\n\x11\x65xecution_cluster\x18\x06 \x01(\x0e\x32\x19.jobs.v1.ExecutionCluster\x12\x12\n\nrequest_id\x18\x07 \x01(\t\".\n\x11\x43reateJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"+\n\x0eGetJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\"\xa3\x02\n\x0fListJobsRequest\x12!\n\x06states\x18\x01 \x03(\x0e\x32\x11.jobs.v1.JobState\x12\x1f\n\x05types\x18\x02 \x03(\x0e\x32\x10.jobs.v1.JobType\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x15\n\rdata_plane_id\x18\x04 \x01(\t\x12\x12\n\ncompany_id\x18\x05 \x01(\x03\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"G\n\x10ListJobsResponse\x12\x1a\n\x04jobs\x18\x01 \x03(\x0b\x32\x0c.jobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"M\n\x14ListJobEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"S\n\x15ListJobEventsResponse\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.jobs.v1.JobEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"K\n\rRunJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"<\n\x0eRunJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"Y\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x06result\x18\x02 \x01(\x0b\x32\x12.jobs.v1.JobResult\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x03\"A\n\x13\x43ompleteJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"n\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12*\n\ndiagnostic\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x03\"=\n\x0f\x46\x61ilJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"?\n\x1dRequestJobCancellationRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"L\n\x1eRequestJobCancellationResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"?\n\x11\x43\x61ncelJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_revision\x18\x02 \x01(\x03\"g\n\x10WatchJobResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.jobs.v1.JobEventH\x00\x12\'\n\theartbeat\x18\x02 \x01(\x0b\x32\x12.jobs.v1.HeartbeatH\x00\x42\x06\n\x04kind\"\x7f\n\x10WatchJobsRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12!\n\x06states\x18\x02 \x03(\x0e\x32\x11.jobs.v1.JobState\x12\x1f\n\x05types\x18\x03 \x03(\x0e\x32\x10.jobs.v1.JobType\x12\x12\n\ncompany_id\x18\x04 \x01(\x03\"\xb7\x01\n\x11WatchJobsResponse\x12 \n\x08snapshot\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.JobH\x00\x12+\n\x06synced\x18\x02 \x01(\x0b\x32\x19.jobs.v1.SnapshotCompleteH\x00\x12\"\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x11.jobs.v1.JobEventH\x00\x12\'\n\theartbeat\x18\x04 \x01(\x0b\x32\x12.jobs.v1.HeartbeatH\x00\x42\x06\n\x04kind\"\x12\n\x10SnapshotComplete\"K\n\x13HeartbeatJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x03\"1\n\x14HeartbeatJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job2\xe4\x06\n\nJobService\x12\x42\n\tCreateJob\x12\x19.jobs.v1.CreateJobRequest\x1a\x1a.jobs.v1.CreateJobResponse\x12\x39\n\x06GetJob\x12\x16.jobs.v1.GetJobRequest\x1a\x17.jobs.v1.GetJobResponse\x12?\n\x08ListJobs\x12\x18.jobs.v1.ListJobsRequest\x1a\x19.jobs.v1.ListJobsResponse\x12N\n\rListJobEvents\x12\x1d.jobs.v1.ListJobEventsRequest\x1a\x1e.jobs.v1.ListJobEventsResponse\x12\x39\n\x06RunJob\x12\x16.jobs.v1.RunJobRequest\x1a\x17.jobs.v1.RunJobResponse\x12H\n\x0b\x43ompleteJob\x12\x1b.jobs.v1.CompleteJobRequest\x1a\x1c.jobs.v1.CompleteJobResponse\x12<\n\x07\x46\x61ilJob\x12\x17.jobs.v1.FailJobRequest\x1a\x18.jobs.v1.FailJobResponse\x12i\n\x16RequestJobCancellation\x12&.jobs.v1.RequestJobCancellationRequest\x1a\'.jobs.v1.RequestJobCancellationResponse\x12\x42\n\tCancelJob\x12\x19.jobs.v1.CancelJobRequest\x1a\x1a.jobs.v1.CancelJobResponse\x12\x41\n\x08WatchJob\x12\x18.jobs.v1.WatchJobRequest\x1a\x19.jobs.v1.WatchJobResponse0\x01\x12\x44\n\tWatchJobs\x12\x19.jobs.v1.WatchJobsRequest\x1a\x1a.jobs.v1.WatchJobsResponse0\x01\x12K\n\x0cHeartbeatJob\x12\x1c.jobs.v1.HeartbeatJobRequest\x1a\x1d.jobs.v1.HeartbeatJobResponseB=Z;github.com/jobs-platform/jobs/clients/go/gen/jobs/v1;jobsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19jobs/v1/job_service.proto\x12\x07jobs.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x11jobs/v1/job.proto\"\xe2\x01\n\x10\x43reateJobRequest\x12\x1e\n\x04type\x18\x01 \x01(\x0e\x32\x10.jobs.v1.JobType\x12 \n\x05input\x18\x02 \x01(\x0b\x32\x11.jobs.v1.JobInput\x12\x12\n\ncompany_id\x18\x03 \x01(\x03\x12\x15\n\rdata_plane_id\x18\x04 \x01(\t\x12\x17\n\x0f\x63ompute_pool_id\x18\x05 \x01(\t\x12\x34\n\x11\x65xecution_cluster\x18\x06 \x01(\x0e\x32\x19.jobs.v1.ExecutionCluster\x12\x12\n\nrequest_id\x18\x07 \x01(\t\".\n\x11\x43reateJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"+\n\x0eGetJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\"\xa3\x02\n\x0fListJobsRequest\x12!\n\x06states\x18\x01 \x03(\x0e\x32\x11.jobs.v1.JobState\x12\x1f\n\x05types\x18\x02 \x03(\x0e\x32\x10.jobs.v1.JobType\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x15\n\rdata_plane_id\x18\x04 \x01(\t\x12\x12\n\ncompany_id\x18\x05 \x01(\x03\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x08 \x01(\x05\x12\x12\n\npage_token\x18\t \x01(\t\"G\n\x10ListJobsResponse\x12\x1a\n\x04jobs\x18\x01 \x03(\x0b\x32\x0c.jobs.v1.Job\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xfd\x01\n\x10\x43ountJobsRequest\x12!\n\x06states\x18\x01 \x03(\x0e\x32\x11.jobs.v1.JobState\x12\x1f\n\x05types\x18\x02 \x03(\x0e\x32\x10.jobs.v1.JobType\x12\x13\n\x0b\x65xecutor_id\x18\x03 \x01(\t\x12\x15\n\rdata_plane_id\x18\x04 \x01(\t\x12\x12\n\ncompany_id\x18\x05 \x01(\x03\x12\x31\n\rcreated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x11\x43ountJobsResponse\x12&\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x16.jobs.v1.JobStateCount\x12\x12\n\ncompany_id\x18\x02 \x01(\x03\"@\n\rJobStateCount\x12 \n\x05state\x18\x01 \x01(\x0e\x32\x11.jobs.v1.JobState\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\"M\n\x14ListJobEventsRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"S\n\x15ListJobEventsResponse\x12!\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x11.jobs.v1.JobEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"K\n\rRunJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x02 \x01(\t\x12\x15\n\rlease_seconds\x18\x03 \x01(\x05\"<\n\x0eRunJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"Y\n\x12\x43ompleteJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\"\n\x06result\x18\x02 \x01(\x0b\x32\x12.jobs.v1.JobResult\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x03\"A\n\x13\x43ompleteJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"n\n\x0e\x46\x61ilJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12*\n\ndiagnostic\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0f\n\x07\x61ttempt\x18\x04 \x01(\x03\"=\n\x0f\x46\x61ilJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"?\n\x1dRequestJobCancellationRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"L\n\x1eRequestJobCancellationResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"\"\n\x10\x43\x61ncelJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"?\n\x11\x43\x61ncelJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\"9\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x16\n\x0e\x61\x66ter_revision\x18\x02 \x01(\x03\"g\n\x10WatchJobResponse\x12\"\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x11.jobs.v1.JobEventH\x00\x12\'\n\theartbeat\x18\x02 \x01(\x0b\x32\x12.jobs.v1.HeartbeatH\x00\x42\x06\n\x04kind\"\x7f\n\x10WatchJobsRequest\x12\x13\n\x0b\x65xecutor_id\x18\x01 \x01(\t\x12!\n\x06states\x18\x02 \x03(\x0e\x32\x11.jobs.v1.JobState\x12\x1f\n\x05types\x18\x03 \x03(\x0e\x32\x10.jobs.v1.JobType\x12\x12\n\ncompany_id\x18\x04 \x01(\x03\"\xb7\x01\n\x11WatchJobsResponse\x12 \n\x08snapshot\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.JobH\x00\x12+\n\x06synced\x18\x02 \x01(\x0b\x32\x19.jobs.v1.SnapshotCompleteH\x00\x12\"\n\x05\x65vent\x18\x03 \x01(\x0b\x32\x11.jobs.v1.JobEventH\x00\x12\'\n\theartbeat\x18\x04 \x01(\x0b\x32\x12.jobs.v1.HeartbeatH\x00\x42\x06\n\x04kind\"\x12\n\x10SnapshotComplete\"K\n\x13HeartbeatJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65xecutor_id\x18\x02 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x03 \x01(\x03\"1\n\x14HeartbeatJobResponse\x12\x19\n\x03job\x18\x01 \x01(\x0b\x32\x0c.jobs.v1.Job2\xa8\x07\n\nJobService\x12\x42\n\tCreateJob\x12\x19.jobs.v1.CreateJobRequest\x1a\x1a.jobs.v1.CreateJobResponse\x12\x39\n\x06GetJob\x12\x16.jobs.v1.GetJobRequest\x1a\x17.jobs.v1.GetJobResponse\x12?\n\x08ListJobs\x12\x18.jobs.v1.ListJobsRequest\x1a\x19.jobs.v1.ListJobsResponse\x12\x42\n\tCountJobs\x12\x19.jobs.v1.CountJobsRequest\x1a\x1a.jobs.v1.CountJobsResponse\x12N\n\rListJobEvents\x12\x1d.jobs.v1.ListJobEventsRequest\x1a\x1e.jobs.v1.ListJobEventsResponse\x12\x39\n\x06RunJob\x12\x16.jobs.v1.RunJobRequest\x1a\x17.jobs.v1.RunJobResponse\x12H\n\x0b\x43ompleteJob\x12\x1b.jobs.v1.CompleteJobRequest\x1a\x1c.jobs.v1.CompleteJobResponse\x12<\n\x07\x46\x61ilJob\x12\x17.jobs.v1.FailJobRequest\x1a\x18.jobs.v1.FailJobResponse\x12i\n\x16RequestJobCancellation\x12&.jobs.v1.RequestJobCancellationRequest\x1a\'.jobs.v1.RequestJobCancellationResponse\x12\x42\n\tCancelJob\x12\x19.jobs.v1.CancelJobRequest\x1a\x1a.jobs.v1.CancelJobResponse\x12\x41\n\x08WatchJob\x12\x18.jobs.v1.WatchJobRequest\x1a\x19.jobs.v1.WatchJobResponse0\x01\x12\x44\n\tWatchJobs\x12\x19.jobs.v1.WatchJobsRequest\x1a\x1a.jobs.v1.WatchJobsResponse0\x01\x12K\n\x0cHeartbeatJob\x12\x1c.jobs.v1.HeartbeatJobRequest\x1a\x1d.jobs.v1.HeartbeatJobResponseB=Z;github.com/jobs-platform/jobs/clients/go/gen/jobs/v1;jobsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,44 +47,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTJOBSREQUEST']._serialized_end=767
   _globals['_LISTJOBSRESPONSE']._serialized_start=769
   _globals['_LISTJOBSRESPONSE']._serialized_end=840
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=842
-  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=919
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=921
-  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=1004
-  _globals['_RUNJOBREQUEST']._serialized_start=1006
-  _globals['_RUNJOBREQUEST']._serialized_end=1081
-  _globals['_RUNJOBRESPONSE']._serialized_start=1083
-  _globals['_RUNJOBRESPONSE']._serialized_end=1143
-  _globals['_COMPLETEJOBREQUEST']._serialized_start=1145
-  _globals['_COMPLETEJOBREQUEST']._serialized_end=1234
-  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1236
-  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1301
-  _globals['_FAILJOBREQUEST']._serialized_start=1303
-  _globals['_FAILJOBREQUEST']._serialized_end=1413
-  _globals['_FAILJOBRESPONSE']._serialized_start=1415
-  _globals['_FAILJOBRESPONSE']._serialized_end=1476
-  _globals['_REQUESTJOBCANCELLATIONREQUEST']._serialized_start=1478
-  _globals['_REQUESTJOBCANCELLATIONREQUEST']._serialized_end=1541
-  _globals['_REQUESTJOBCANCELLATIONRESPONSE']._serialized_start=1543
-  _globals['_REQUESTJOBCANCELLATIONRESPONSE']._serialized_end=1619
-  _globals['_CANCELJOBREQUEST']._serialized_start=1621
-  _globals['_CANCELJOBREQUEST']._serialized_end=1655
-  _globals['_CANCELJOBRESPONSE']._serialized_start=1657
-  _globals['_CANCELJOBRESPONSE']._serialized_end=1720
-  _globals['_WATCHJOBREQUEST']._serialized_start=1722
-  _globals['_WATCHJOBREQUEST']._serialized_end=1779
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1781
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1884
-  _globals['_WATCHJOBSREQUEST']._serialized_start=1886
-  _globals['_WATCHJOBSREQUEST']._serialized_end=2013
-  _globals['_WATCHJOBSRESPONSE']._serialized_start=2016
-  _globals['_WATCHJOBSRESPONSE']._serialized_end=2199
-  _globals['_SNAPSHOTCOMPLETE']._serialized_start=2201
-  _globals['_SNAPSHOTCOMPLETE']._serialized_end=2219
-  _globals['_HEARTBEATJOBREQUEST']._serialized_start=2221
-  _globals['_HEARTBEATJOBREQUEST']._serialized_end=2296
-  _globals['_HEARTBEATJOBRESPONSE']._serialized_start=2298
-  _globals['_HEARTBEATJOBRESPONSE']._serialized_end=2347
-  _globals['_JOBSERVICE']._serialized_start=2350
-  _globals['_JOBSERVICE']._serialized_end=3218
+  _globals['_COUNTJOBSREQUEST']._serialized_start=843
+  _globals['_COUNTJOBSREQUEST']._serialized_end=1096
+  _globals['_COUNTJOBSRESPONSE']._serialized_start=1098
+  _globals['_COUNTJOBSRESPONSE']._serialized_end=1177
+  _globals['_JOBSTATECOUNT']._serialized_start=1179
+  _globals['_JOBSTATECOUNT']._serialized_end=1243
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_start=1245
+  _globals['_LISTJOBEVENTSREQUEST']._serialized_end=1322
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_start=1324
+  _globals['_LISTJOBEVENTSRESPONSE']._serialized_end=1407
+  _globals['_RUNJOBREQUEST']._serialized_start=1409
+  _globals['_RUNJOBREQUEST']._serialized_end=1484
+  _globals['_RUNJOBRESPONSE']._serialized_start=1486
+  _globals['_RUNJOBRESPONSE']._serialized_end=1546
+  _globals['_COMPLETEJOBREQUEST']._serialized_start=1548
+  _globals['_COMPLETEJOBREQUEST']._serialized_end=1637
+  _globals['_COMPLETEJOBRESPONSE']._serialized_start=1639
+  _globals['_COMPLETEJOBRESPONSE']._serialized_end=1704
+  _globals['_FAILJOBREQUEST']._serialized_start=1706
+  _globals['_FAILJOBREQUEST']._serialized_end=1816
+  _globals['_FAILJOBRESPONSE']._serialized_start=1818
+  _globals['_FAILJOBRESPONSE']._serialized_end=1879
+  _globals['_REQUESTJOBCANCELLATIONREQUEST']._serialized_start=1881
+  _globals['_REQUESTJOBCANCELLATIONREQUEST']._serialized_end=1944
+  _globals['_REQUESTJOBCANCELLATIONRESPONSE']._serialized_start=1946
+  _globals['_REQUESTJOBCANCELLATIONRESPONSE']._serialized_end=2022
+  _globals['_CANCELJOBREQUEST']._serialized_start=2024
+  _globals['_CANCELJOBREQUEST']._serialized_end=2058
+  _globals['_CANCELJOBRESPONSE']._serialized_start=2060
+  _globals['_CANCELJOBRESPONSE']._serialized_end=2123
+  _globals['_WATCHJOBREQUEST']._serialized_start=2125
+  _globals['_WATCHJOBREQUEST']._serialized_end=2182
+  _globals['_WATCHJOBRESPONSE']._serialized_start=2184
+  _globals['_WATCHJOBRESPONSE']._serialized_end=2287
+  _globals['_WATCHJOBSREQUEST']._serialized_start=2289
+  _globals['_WATCHJOBSREQUEST']._serialized_end=2416
+  _globals['_WATCHJOBSRESPONSE']._serialized_start=2419
+  _globals['_WATCHJOBSRESPONSE']._serialized_end=2602
+  _globals['_SNAPSHOTCOMPLETE']._serialized_start=2604
+  _globals['_SNAPSHOTCOMPLETE']._serialized_end=2622
+  _globals['_HEARTBEATJOBREQUEST']._serialized_start=2624
+  _globals['_HEARTBEATJOBREQUEST']._serialized_end=2699
+  _globals['_HEARTBEATJOBRESPONSE']._serialized_start=2701
+  _globals['_HEARTBEATJOBRESPONSE']._serialized_end=2750
+  _globals['_JOBSERVICE']._serialized_start=2753
+  _globals['_JOBSERVICE']._serialized_end=3689
 # @@protoc_insertion_point(module_scope)

@@ -32,9 +32,9 @@ class JobServiceStub:
     FailJob).
 
     Every call needs `authorization: Bearer <token>`. Reads (GetJob, ListJobs,
-    ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`; every other
-    call needs `jobs:write`. An API user sees only its own company's jobs: any
-    other job is NOT_FOUND.
+    CountJobs, ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`;
+    every other call needs `jobs:write`. An API user sees only its own
+    company's jobs: any other job is NOT_FOUND.
 
     Every transition (RunJob, CompleteJob, FailJob, RequestJobCancellation,
     CancelJob) runs in one database transaction under the job's row lock and
@@ -63,6 +63,11 @@ class JobServiceStub:
                 '/jobs.v1.JobService/ListJobs',
                 request_serializer=jobs_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=jobs_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
+                _registered_method=True)
+        self.CountJobs = channel.unary_unary(
+                '/jobs.v1.JobService/CountJobs',
+                request_serializer=jobs_dot_v1_dot_job__service__pb2.CountJobsRequest.SerializeToString,
+                response_deserializer=jobs_dot_v1_dot_job__service__pb2.CountJobsResponse.FromString,
                 _registered_method=True)
         self.ListJobEvents = channel.unary_unary(
                 '/jobs.v1.JobService/ListJobEvents',
@@ -118,9 +123,9 @@ class JobServiceServicer:
     FailJob).
 
     Every call needs `authorization: Bearer <token>`. Reads (GetJob, ListJobs,
-    ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`; every other
-    call needs `jobs:write`. An API user sees only its own company's jobs: any
-    other job is NOT_FOUND.
+    CountJobs, ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`;
+    every other call needs `jobs:write`. An API user sees only its own
+    company's jobs: any other job is NOT_FOUND.
 
     Every transition (RunJob, CompleteJob, FailJob, RequestJobCancellation,
     CancelJob) runs in one database transaction under the job's row lock and
@@ -146,6 +151,14 @@ class JobServiceServicer:
 
     def ListJobs(self, request, context):
         """Lists jobs, newest first, a page at a time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountJobs(self, request, context):
+        """Counts the jobs in each state that ListJobs would list with the same
+        filters: what a dashboard shows beside a page of jobs.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -243,6 +256,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=jobs_dot_v1_dot_job__service__pb2.ListJobsRequest.FromString,
                     response_serializer=jobs_dot_v1_dot_job__service__pb2.ListJobsResponse.SerializeToString,
             ),
+            'CountJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountJobs,
+                    request_deserializer=jobs_dot_v1_dot_job__service__pb2.CountJobsRequest.FromString,
+                    response_serializer=jobs_dot_v1_dot_job__service__pb2.CountJobsResponse.SerializeToString,
+            ),
             'ListJobEvents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListJobEvents,
                     request_deserializer=jobs_dot_v1_dot_job__service__pb2.ListJobEventsRequest.FromString,
@@ -303,9 +321,9 @@ class JobService:
     FailJob).
 
     Every call needs `authorization: Bearer <token>`. Reads (GetJob, ListJobs,
-    ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`; every other
-    call needs `jobs:write`. An API user sees only its own company's jobs: any
-    other job is NOT_FOUND.
+    CountJobs, ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`;
+    every other call needs `jobs:write`. An API user sees only its own
+    company's jobs: any other job is NOT_FOUND.
 
     Every transition (RunJob, CompleteJob, FailJob, RequestJobCancellation,
     CancelJob) runs in one database transaction under the job's row lock and
@@ -385,6 +403,33 @@ class JobService:
             '/jobs.v1.JobService/ListJobs',
             jobs_dot_v1_dot_job__service__pb2.ListJobsRequest.SerializeToString,
             jobs_dot_v1_dot_job__service__pb2.ListJobsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/jobs.v1.JobService/CountJobs',
+            jobs_dot_v1_dot_job__service__pb2.CountJobsRequest.SerializeToString,
+            jobs_dot_v1_dot_job__service__pb2.CountJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file jobs/v1/job_service.proto.
  */
 export const file_jobs_v1_job_service: GenFile = /*@__PURE__*/
-  fileDesc("Chlqb2JzL3YxL2pvYl9zZXJ2aWNlLnByb3RvEgdqb2JzLnYxIuIBChBDcmVhdGVKb2JSZXF1ZXN0Eh4KBHR5cGUYASABKA4yEC5qb2JzLnYxLkpvYlR5cGUSIAoFaW5wdXQYAiABKAsyES5qb2JzLnYxLkpvYklucHV0EhIKCmNvbXBhbnlfaWQYAyABKAMSFQoNZGF0YV9wbGFuZV9pZBgEIAEoCRIXCg9jb21wdXRlX3Bvb2xfaWQYBSABKAkSNAoRZXhlY3V0aW9uX2NsdXN0ZXIYBiABKA4yGS5qb2JzLnYxLkV4ZWN1dGlvbkNsdXN0ZXISEgoKcmVxdWVzdF9pZBgHIAEoCSIuChFDcmVhdGVKb2JSZXNwb25zZRIZCgNqb2IYASABKAsyDC5qb2JzLnYxLkpvYiIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIrCg5HZXRKb2JSZXNwb25zZRIZCgNqb2IYASABKAsyDC5qb2JzLnYxLkpvYiKjAgoPTGlzdEpvYnNSZXF1ZXN0EiEKBnN0YXRlcxgBIAMoDjIRLmpvYnMudjEuSm9iU3RhdGUSHwoFdHlwZXMYAiADKA4yEC5qb2JzLnYxLkpvYlR5cGUSEwoLZXhlY3V0b3JfaWQYAyABKAkSFQoNZGF0YV9wbGFuZV9pZBgEIAEoCRISCgpjb21wYW55X2lkGAUgASgDEjEKDWNyZWF0ZWRfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJHChBMaXN0Sm9ic1Jlc3BvbnNlEhoKBGpvYnMYASADKAsyDC5qb2JzLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiTQoUTGlzdEpvYkV2ZW50c1JlcXVlc3QSDgoGam9iX2lkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlMKFUxpc3RKb2JFdmVudHNSZXNwb25zZRIhCgZldmVudHMYASADKAsyES5qb2JzLnYxLkpvYkV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJLCg1SdW5Kb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRITCgtleGVjdXRvcl9pZBgCIAEoCRIVCg1sZWFzZV9zZWNvbmRzGAMgASgFIjwKDlJ1bkpvYlJlc3BvbnNlEhkKA2pvYhgBIAEoCzIMLmpvYnMudjEuSm9iEg8KB2NoYW5nZWQYAiABKAgiWQoSQ29tcGxldGVKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIiCgZyZXN1bHQYAiABKAsyEi5qb2JzLnYxLkpvYlJlc3VsdBIPCgdhdHRlbXB0GAMgASgDIkEKE0NvbXBsZXRlSm9iUmVzcG9uc2USGQoDam9iGAEgASgLMgwuam9icy52MS5Kb2ISDwoHY2hhbmdlZBgCIAEoCCJuCg5GYWlsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSDwoHbWVzc2FnZRgCIAEoCRIqCgpkaWFnbm9zdGljGAMgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEg8KB2F0dGVtcHQYBCABKAMiPQoPRmFpbEpvYlJlc3BvbnNlEhkKA2pvYhgBIAEoCzIMLmpvYnMudjEuSm9iEg8KB2NoYW5nZWQYAiABKAgiPwodUmVxdWVzdEpvYkNhbmNlbGxhdGlvblJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg4KBnJlYXNvbhgCIAEoCSJMCh5SZXF1ZXN0Sm9iQ2FuY2VsbGF0aW9uUmVzcG9uc2USGQoDam9iGAEgASgLMgwuam9icy52MS5Kb2ISDwoHY2hhbmdlZBgCIAEoCCIiChBDYW5jZWxKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSI/ChFDYW5jZWxKb2JSZXNwb25zZRIZCgNqb2IYASABKAsyDC5qb2JzLnYxLkpvYhIPCgdjaGFuZ2VkGAIgASgIIjkKD1dhdGNoSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSFgoOYWZ0ZXJfcmV2aXNpb24YAiABKAMiZwoQV2F0Y2hKb2JSZXNwb25zZRIiCgVldmVudBgBIAEoCzIRLmpvYnMudjEuSm9iRXZlbnRIABInCgloZWFydGJlYXQYAiABKAsyEi5qb2JzLnYxLkhlYXJ0YmVhdEgAQgYKBGtpbmQifwoQV2F0Y2hKb2JzUmVxdWVzdBITCgtleGVjdXRvcl9pZBgBIAEoCRIhCgZzdGF0ZXMYAiADKA4yES5qb2JzLnYxLkpvYlN0YXRlEh8KBXR5cGVzGAMgAygOMhAuam9icy52MS5Kb2JUeXBlEhIKCmNvbXBhbnlfaWQYBCABKAMitwEKEVdhdGNoSm9ic1Jlc3BvbnNlEiAKCHNuYXBzaG90GAEgASgLMgwuam9icy52MS5Kb2JIABIrCgZzeW5jZWQYAiABKAsyGS5qb2JzLnYxLlNuYXBzaG90Q29tcGxldGVIABIiCgVldmVudBgDIAEoCzIRLmpvYnMudjEuSm9iRXZlbnRIABInCgloZWFydGJlYXQYBCABKAsyEi5qb2JzLnYxLkhlYXJ0YmVhdEgAQgYKBGtpbmQiEgoQU25hcHNob3RDb21wbGV0ZSJLChNIZWFydGJlYXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRITCgtleGVjdXRvcl9pZBgCIAEoCRIPCgdhdHRlbXB0GAMgASgDIjEKFEhlYXJ0YmVhdEpvYlJlc3BvbnNlEhkKA2pvYhgBIAEoCzIMLmpvYnMudjEuSm9iMuQGCgpKb2JTZXJ2aWNlEkIKCUNyZWF0ZUpvYhIZLmpvYnMudjEuQ3JlYXRlSm9iUmVxdWVzdBoaLmpvYnMudjEuQ3JlYXRlSm9iUmVzcG9uc2USOQoGR2V0Sm9iEhYuam9icy52MS5HZXRKb2JSZXF1ZXN0Ghcuam9icy52MS5HZXRKb2JSZXNwb25zZRI/CghMaXN0Sm9icxIYLmpvYnMudjEuTGlzdEpvYnNSZXF1ZXN0Ghkuam9icy52MS5MaXN0Sm9ic1Jlc3BvbnNlEk4KDUxpc3RKb2JFdmVudHMSHS5qb2JzLnYxLkxpc3RKb2JFdmVudHNSZXF1ZXN0Gh4uam9icy52MS5MaXN0Sm9iRXZlbnRzUmVzcG9uc2USOQoGUnVuSm9iEhYuam9icy52MS5SdW5Kb2JSZXF1ZXN0Ghcuam9icy52MS5SdW5Kb2JSZXNwb25zZRJICgtDb21wbGV0ZUpvYhIbLmpvYnMudjEuQ29tcGxldGVKb2JSZXF1ZXN0Ghwuam9icy52MS5Db21wbGV0ZUpvYlJlc3BvbnNlEjwKB0ZhaWxKb2ISFy5qb2JzLnYxLkZhaWxKb2JSZXF1ZXN0Ghguam9icy52MS5GYWlsSm9iUmVzcG9uc2USaQoWUmVxdWVzdEpvYkNhbmNlbGxhdGlvbhImLmpvYnMudjEuUmVxdWVzdEpvYkNhbmNlbGxhdGlvblJlcXVlc3QaJy5qb2JzLnYxLlJlcXVlc3RKb2JDYW5jZWxsYXRpb25SZXNwb25zZRJCCglDYW5jZWxKb2ISGS5qb2JzLnYxLkNhbmNlbEpvYlJlcXVlc3QaGi5qb2JzLnYxLkNhbmNlbEpvYlJlc3BvbnNlEkEKCFdhdGNoSm9iEhguam9icy52MS5XYXRjaEpvYlJlcXVlc3QaGS5qb2JzLnYxLldhdGNoSm9iUmVzcG9uc2UwARJECglXYXRjaEpvYnMSGS5qb2JzLnYxLldhdGNoSm9ic1JlcXVlc3QaGi5qb2JzLnYxLldhdGNoSm9ic1Jlc3BvbnNlMAESSwoMSGVhcnRiZWF0Sm9iEhwuam9icy52MS5IZWFydGJlYXRKb2JSZXF1ZXN0Gh0uam9icy52MS5IZWFydGJlYXRKb2JSZXNwb25zZUI9WjtnaXRodWIuY29tL2pvYnMtcGxhdGZvcm0vam9icy9jbGllbnRzL2dvL2dlbi9qb2JzL3YxO2pvYnN2MWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_jobs_v1_job]);
+  fileDesc("Chlqb2JzL3YxL2pvYl9zZXJ2aWNlLnByb3RvEgdqb2JzLnYxIuIBChBDcmVhdGVKb2JSZXF1ZXN0Eh4KBHR5cGUYASABKA4yEC5qb2JzLnYxLkpvYlR5cGUSIAoFaW5wdXQYAiABKAsyES5qb2JzLnYxLkpvYklucHV0EhIKCmNvbXBhbnlfaWQYAyABKAMSFQoNZGF0YV9wbGFuZV9pZBgEIAEoCRIXCg9jb21wdXRlX3Bvb2xfaWQYBSABKAkSNAoRZXhlY3V0aW9uX2NsdXN0ZXIYBiABKA4yGS5qb2JzLnYxLkV4ZWN1dGlvbkNsdXN0ZXISEgoKcmVxdWVzdF9pZBgHIAEoCSIuChFDcmVhdGVKb2JSZXNwb25zZRIZCgNqb2IYASABKAsyDC5qb2JzLnYxLkpvYiIfCg1HZXRKb2JSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCSIrCg5HZXRKb2JSZXNwb25zZRIZCgNqb2IYASABKAsyDC5qb2JzLnYxLkpvYiKjAgoPTGlzdEpvYnNSZXF1ZXN0EiEKBnN0YXRlcxgBIAMoDjIRLmpvYnMudjEuSm9iU3RhdGUSHwoFdHlwZXMYAiADKA4yEC5qb2JzLnYxLkpvYlR5cGUSEwoLZXhlY3V0b3JfaWQYAyABKAkSFQoNZGF0YV9wbGFuZV9pZBgEIAEoCRISCgpjb21wYW55X2lkGAUgASgDEjEKDWNyZWF0ZWRfYWZ0ZXIYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmNyZWF0ZWRfYmVmb3JlGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIRCglwYWdlX3NpemUYCCABKAUSEgoKcGFnZV90b2tlbhgJIAEoCSJHChBMaXN0Sm9ic1Jlc3BvbnNlEhoKBGpvYnMYASADKAsyDC5qb2JzLnYxLkpvYhIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAki/QEKEENvdW50Sm9ic1JlcXVlc3QSIQoGc3RhdGVzGAEgAygOMhEuam9icy52MS5Kb2JTdGF0ZRIfCgV0eXBlcxgCIAMoDjIQLmpvYnMudjEuSm9iVHlwZRITCgtleGVjdXRvcl9pZBgDIAEoCRIVCg1kYXRhX3BsYW5lX2lkGAQgASgJEhIKCmNvbXBhbnlfaWQYBSABKAMSMQoNY3JlYXRlZF9hZnRlchgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOY3JlYXRlZF9iZWZvcmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIk8KEUNvdW50Sm9ic1Jlc3BvbnNlEiYKBmNvdW50cxgBIAMoCzIWLmpvYnMudjEuSm9iU3RhdGVDb3VudBISCgpjb21wYW55X2lkGAIgASgDIkAKDUpvYlN0YXRlQ291bnQSIAoFc3RhdGUYASABKA4yES5qb2JzLnYxLkpvYlN0YXRlEg0KBWNvdW50GAIgASgDIk0KFExpc3RKb2JFdmVudHNSZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJTChVMaXN0Sm9iRXZlbnRzUmVzcG9uc2USIQoGZXZlbnRzGAEgAygLMhEuam9icy52MS5Kb2JFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiSwoNUnVuSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEwoLZXhlY3V0b3JfaWQYAiABKAkSFQoNbGVhc2Vfc2Vjb25kcxgDIAEoBSI8Cg5SdW5Kb2JSZXNwb25zZRIZCgNqb2IYASABKAsyDC5qb2JzLnYxLkpvYhIPCgdjaGFuZ2VkGAIgASgIIlkKEkNvbXBsZXRlSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSIgoGcmVzdWx0GAIgASgLMhIuam9icy52MS5Kb2JSZXN1bHQSDwoHYXR0ZW1wdBgDIAEoAyJBChNDb21wbGV0ZUpvYlJlc3BvbnNlEhkKA2pvYhgBIAEoCzIMLmpvYnMudjEuSm9iEg8KB2NoYW5nZWQYAiABKAgibgoORmFpbEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSKgoKZGlhZ25vc3RpYxgDIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRIPCgdhdHRlbXB0GAQgASgDIj0KD0ZhaWxKb2JSZXNwb25zZRIZCgNqb2IYASABKAsyDC5qb2JzLnYxLkpvYhIPCgdjaGFuZ2VkGAIgASgIIj8KHVJlcXVlc3RKb2JDYW5jZWxsYXRpb25SZXF1ZXN0Eg4KBmpvYl9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiTAoeUmVxdWVzdEpvYkNhbmNlbGxhdGlvblJlc3BvbnNlEhkKA2pvYhgBIAEoCzIMLmpvYnMudjEuSm9iEg8KB2NoYW5nZWQYAiABKAgiIgoQQ2FuY2VsSm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkiPwoRQ2FuY2VsSm9iUmVzcG9uc2USGQoDam9iGAEgASgLMgwuam9icy52MS5Kb2ISDwoHY2hhbmdlZBgCIAEoCCI5Cg9XYXRjaEpvYlJlcXVlc3QSDgoGam9iX2lkGAEgASgJEhYKDmFmdGVyX3JldmlzaW9uGAIgASgDImcKEFdhdGNoSm9iUmVzcG9uc2USIgoFZXZlbnQYASABKAsyES5qb2JzLnYxLkpvYkV2ZW50SAASJwoJaGVhcnRiZWF0GAIgASgLMhIuam9icy52MS5IZWFydGJlYXRIAEIGCgRraW5kIn8KEFdhdGNoSm9ic1JlcXVlc3QSEwoLZXhlY3V0b3JfaWQYASABKAkSIQoGc3RhdGVzGAIgAygOMhEuam9icy52MS5Kb2JTdGF0ZRIfCgV0eXBlcxgDIAMoDjIQLmpvYnMudjEuSm9iVHlwZRISCgpjb21wYW55X2lkGAQgASgDIrcBChFXYXRjaEpvYnNSZXNwb25zZRIgCghzbmFwc2hvdBgBIAEoCzIMLmpvYnMudjEuSm9iSAASKwoGc3luY2VkGAIgASgLMhkuam9icy52MS5TbmFwc2hvdENvbXBsZXRlSAASIgoFZXZlbnQYAyABKAsyES5qb2JzLnYxLkpvYkV2ZW50SAASJwoJaGVhcnRiZWF0GAQgASgLMhIuam9icy52MS5IZWFydGJlYXRIAEIGCgRraW5kIhIKEFNuYXBzaG90Q29tcGxldGUiSwoTSGVhcnRiZWF0Sm9iUmVxdWVzdBIOCgZqb2JfaWQYASABKAkSEwoLZXhlY3V0b3JfaWQYAiABKAkSDwoHYXR0ZW1wdBgDIAEoAyIxChRIZWFydGJlYXRKb2JSZXNwb25zZRIZCgNqb2IYASABKAsyDC5qb2JzLnYxLkpvYjKoBwoKSm9iU2VydmljZRJCCglDcmVhdGVKb2ISGS5qb2JzLnYxLkNyZWF0ZUpvYlJlcXVlc3QaGi5qb2JzLnYxLkNyZWF0ZUpvYlJlc3BvbnNlEjkKBkdldEpvYhIWLmpvYnMudjEuR2V0Sm9iUmVxdWVzdBoXLmpvYnMudjEuR2V0Sm9iUmVzcG9uc2USPwoITGlzdEpvYnMSGC5qb2JzLnYxLkxpc3RKb2JzUmVxdWVzdBoZLmpvYnMudjEuTGlzdEpvYnNSZXNwb25zZRJCCglDb3VudEpvYnMSGS5qb2JzLnYxLkNvdW50Sm9ic1JlcXVlc3QaGi5qb2JzLnYxLkNvdW50Sm9ic1Jlc3BvbnNlEk4KDUxpc3RKb2JFdmVudHMSHS5qb2JzLnYxLkxpc3RKb2JFdmVudHNSZXF1ZXN0Gh4uam9icy52MS5MaXN0Sm9iRXZlbnRzUmVzcG9uc2USOQoGUnVuSm9iEhYuam9icy52MS5SdW5Kb2JSZXF1ZXN0Ghcuam9icy52MS5SdW5Kb2JSZXNwb25zZRJICgtDb21wbGV0ZUpvYhIbLmpvYnMudjEuQ29tcGxldGVKb2JSZXF1ZXN0Ghwuam9icy52MS5Db21wbGV0ZUpvYlJlc3BvbnNlEjwKB0ZhaWxKb2ISFy5qb2JzLnYxLkZhaWxKb2JSZXF1ZXN0Ghguam9icy52MS5GYWlsSm9iUmVzcG9uc2USaQoWUmVxdWVzdEpvYkNhbmNlbGxhdGlvbhImLmpvYnMudjEuUmVxdWVzdEpvYkNhbmNlbGxhdGlvblJlcXVlc3QaJy5qb2JzLnYxLlJlcXVlc3RKb2JDYW5jZWxsYXRpb25SZXNwb25zZRJCCglDYW5jZWxKb2ISGS5qb2JzLnYxLkNhbmNlbEpvYlJlcXVlc3QaGi5qb2JzLnYxLkNhbmNlbEpvYlJlc3BvbnNlEkEKCFdhdGNoSm9iEhguam9icy52MS5XYXRjaEpvYlJlcXVlc3QaGS5qb2JzLnYxLldhdGNoSm9iUmVzcG9uc2UwARJECglXYXRjaEpvYnMSGS5qb2JzLnYxLldhdGNoSm9ic1JlcXVlc3QaGi5qb2JzLnYxLldhdGNoSm9ic1Jlc3BvbnNlMAESSwoMSGVhcnRiZWF0Sm9iEhwuam9icy52MS5IZWFydGJlYXRKb2JSZXF1ZXN0Gh0uam9icy52MS5IZWFydGJlYXRKb2JSZXNwb25zZUI9WjtnaXRodWIuY29tL2pvYnMtcGxhdGZvcm0vam9icy9jbGllbnRzL2dvL2dlbi9qb2JzL3YxO2pvYnN2MWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp, file_jobs_v1_job]);
 
 /**
  * Request of CreateJob.
@@ -254,6 +254,129 @@ export const ListJobsResponseSchema: GenMessage<ListJobsResponse> = /*@__PURE__*
   messageDesc(file_jobs_v1_job_service, 5);
 
 /**
+ * Request of CountJobs: the filters of ListJobsRequest, without paging. Every
+ * filter that is set must match; repeated filters match any of their values.
+ *
+ * @generated from message jobs.v1.CountJobsRequest
+ */
+export type CountJobsRequest = Message<"jobs.v1.CountJobsRequest"> & {
+  /**
+   * Only jobs in one of these states.
+   *
+   * @generated from field: repeated jobs.v1.JobState states = 1;
+   */
+  states: JobState[];
+
+  /**
+   * Only jobs of one of these types.
+   *
+   * @generated from field: repeated jobs.v1.JobType types = 2;
+   */
+  types: JobType[];
+
+  /**
+   * Only jobs whose latest run is by this executor.
+   *
+   * @generated from field: string executor_id = 3;
+   */
+  executorId: string;
+
+  /**
+   * Only jobs in this data plane.
+   *
+   * @generated from field: string data_plane_id = 4;
+   */
+  dataPlaneId: string;
+
+  /**
+   * Only jobs of this company. Service principals only; an API user naming
+   * another company is PERMISSION_DENIED.
+   *
+   * @generated from field: int64 company_id = 5;
+   */
+  companyId: bigint;
+
+  /**
+   * Only jobs created at or after this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_after = 6;
+   */
+  createdAfter?: Timestamp | undefined;
+
+  /**
+   * Only jobs created before this time.
+   *
+   * @generated from field: google.protobuf.Timestamp created_before = 7;
+   */
+  createdBefore?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message jobs.v1.CountJobsRequest.
+ * Use `create(CountJobsRequestSchema)` to create a new message.
+ */
+export const CountJobsRequestSchema: GenMessage<CountJobsRequest> = /*@__PURE__*/
+  messageDesc(file_jobs_v1_job_service, 6);
+
+/**
+ * Response of CountJobs.
+ *
+ * @generated from message jobs.v1.CountJobsResponse
+ */
+export type CountJobsResponse = Message<"jobs.v1.CountJobsResponse"> & {
+  /**
+   * One entry per state, zero counts included, in the order of JobState:
+   * every state when the request names none, else the states it names.
+   *
+   * @generated from field: repeated jobs.v1.JobStateCount counts = 1;
+   */
+  counts: JobStateCount[];
+
+  /**
+   * The company whose jobs were counted: the request's `company_id`, or an
+   * API user's own company; 0 when every company's jobs were counted.
+   *
+   * @generated from field: int64 company_id = 2;
+   */
+  companyId: bigint;
+};
+
+/**
+ * Describes the message jobs.v1.CountJobsResponse.
+ * Use `create(CountJobsResponseSchema)` to create a new message.
+ */
+export const CountJobsResponseSchema: GenMessage<CountJobsResponse> = /*@__PURE__*/
+  messageDesc(file_jobs_v1_job_service, 7);
+
+/**
+ * How many jobs are in one state.
+ *
+ * @generated from message jobs.v1.JobStateCount
+ */
+export type JobStateCount = Message<"jobs.v1.JobStateCount"> & {
+  /**
+   * The state.
+   *
+   * @generated from field: jobs.v1.JobState state = 1;
+   */
+  state: JobState;
+
+  /**
+   * How many matching jobs are in it.
+   *
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message jobs.v1.JobStateCount.
+ * Use `create(JobStateCountSchema)` to create a new message.
+ */
+export const JobStateCountSchema: GenMessage<JobStateCount> = /*@__PURE__*/
+  messageDesc(file_jobs_v1_job_service, 8);
+
+/**
  * Request of ListJobEvents.
  *
  * @generated from message jobs.v1.ListJobEventsRequest
@@ -286,7 +409,7 @@ export type ListJobEventsRequest = Message<"jobs.v1.ListJobEventsRequest"> & {
  * Use `create(ListJobEventsRequestSchema)` to create a new message.
  */
 export const ListJobEventsRequestSchema: GenMessage<ListJobEventsRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 6);
+  messageDesc(file_jobs_v1_job_service, 9);
 
 /**
  * Response of ListJobEvents.
@@ -314,7 +437,7 @@ export type ListJobEventsResponse = Message<"jobs.v1.ListJobEventsResponse"> & {
  * Use `create(ListJobEventsResponseSchema)` to create a new message.
  */
 export const ListJobEventsResponseSchema: GenMessage<ListJobEventsResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 7);
+  messageDesc(file_jobs_v1_job_service, 10);
 
 /**
  * Request of RunJob.
@@ -350,7 +473,7 @@ export type RunJobRequest = Message<"jobs.v1.RunJobRequest"> & {
  * Use `create(RunJobRequestSchema)` to create a new message.
  */
 export const RunJobRequestSchema: GenMessage<RunJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 8);
+  messageDesc(file_jobs_v1_job_service, 11);
 
 /**
  * Response of RunJob.
@@ -378,7 +501,7 @@ export type RunJobResponse = Message<"jobs.v1.RunJobResponse"> & {
  * Use `create(RunJobResponseSchema)` to create a new message.
  */
 export const RunJobResponseSchema: GenMessage<RunJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 9);
+  messageDesc(file_jobs_v1_job_service, 12);
 
 /**
  * Request of CompleteJob.
@@ -414,7 +537,7 @@ export type CompleteJobRequest = Message<"jobs.v1.CompleteJobRequest"> & {
  * Use `create(CompleteJobRequestSchema)` to create a new message.
  */
 export const CompleteJobRequestSchema: GenMessage<CompleteJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 10);
+  messageDesc(file_jobs_v1_job_service, 13);
 
 /**
  * Response of CompleteJob.
@@ -442,7 +565,7 @@ export type CompleteJobResponse = Message<"jobs.v1.CompleteJobResponse"> & {
  * Use `create(CompleteJobResponseSchema)` to create a new message.
  */
 export const CompleteJobResponseSchema: GenMessage<CompleteJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 11);
+  messageDesc(file_jobs_v1_job_service, 14);
 
 /**
  * Request of FailJob.
@@ -486,7 +609,7 @@ export type FailJobRequest = Message<"jobs.v1.FailJobRequest"> & {
  * Use `create(FailJobRequestSchema)` to create a new message.
  */
 export const FailJobRequestSchema: GenMessage<FailJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 12);
+  messageDesc(file_jobs_v1_job_service, 15);
 
 /**
  * Response of FailJob.
@@ -514,7 +637,7 @@ export type FailJobResponse = Message<"jobs.v1.FailJobResponse"> & {
  * Use `create(FailJobResponseSchema)` to create a new message.
  */
 export const FailJobResponseSchema: GenMessage<FailJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 13);
+  messageDesc(file_jobs_v1_job_service, 16);
 
 /**
  * Request of RequestJobCancellation.
@@ -542,7 +665,7 @@ export type RequestJobCancellationRequest = Message<"jobs.v1.RequestJobCancellat
  * Use `create(RequestJobCancellationRequestSchema)` to create a new message.
  */
 export const RequestJobCancellationRequestSchema: GenMessage<RequestJobCancellationRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 14);
+  messageDesc(file_jobs_v1_job_service, 17);
 
 /**
  * Response of RequestJobCancellation.
@@ -570,7 +693,7 @@ export type RequestJobCancellationResponse = Message<"jobs.v1.RequestJobCancella
  * Use `create(RequestJobCancellationResponseSchema)` to create a new message.
  */
 export const RequestJobCancellationResponseSchema: GenMessage<RequestJobCancellationResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 15);
+  messageDesc(file_jobs_v1_job_service, 18);
 
 /**
  * Request of CancelJob.
@@ -591,7 +714,7 @@ export type CancelJobRequest = Message<"jobs.v1.CancelJobRequest"> & {
  * Use `create(CancelJobRequestSchema)` to create a new message.
  */
 export const CancelJobRequestSchema: GenMessage<CancelJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 16);
+  messageDesc(file_jobs_v1_job_service, 19);
 
 /**
  * Response of CancelJob.
@@ -619,7 +742,7 @@ export type CancelJobResponse = Message<"jobs.v1.CancelJobResponse"> & {
  * Use `create(CancelJobResponseSchema)` to create a new message.
  */
 export const CancelJobResponseSchema: GenMessage<CancelJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 17);
+  messageDesc(file_jobs_v1_job_service, 20);
 
 /**
  * Request of WatchJob.
@@ -649,7 +772,7 @@ export type WatchJobRequest = Message<"jobs.v1.WatchJobRequest"> & {
  * Use `create(WatchJobRequestSchema)` to create a new message.
  */
 export const WatchJobRequestSchema: GenMessage<WatchJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 18);
+  messageDesc(file_jobs_v1_job_service, 21);
 
 /**
  * One message of a WatchJob stream.
@@ -686,7 +809,7 @@ export type WatchJobResponse = Message<"jobs.v1.WatchJobResponse"> & {
  * Use `create(WatchJobResponseSchema)` to create a new message.
  */
 export const WatchJobResponseSchema: GenMessage<WatchJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 19);
+  messageDesc(file_jobs_v1_job_service, 22);
 
 /**
  * Request of WatchJobs. Every filter that is set must match; repeated filters
@@ -730,7 +853,7 @@ export type WatchJobsRequest = Message<"jobs.v1.WatchJobsRequest"> & {
  * Use `create(WatchJobsRequestSchema)` to create a new message.
  */
 export const WatchJobsRequestSchema: GenMessage<WatchJobsRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 20);
+  messageDesc(file_jobs_v1_job_service, 23);
 
 /**
  * One message of a WatchJobs stream.
@@ -783,7 +906,7 @@ export type WatchJobsResponse = Message<"jobs.v1.WatchJobsResponse"> & {
  * Use `create(WatchJobsResponseSchema)` to create a new message.
  */
 export const WatchJobsResponseSchema: GenMessage<WatchJobsResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 21);
+  messageDesc(file_jobs_v1_job_service, 24);
 
 /**
  * Marks the end of a WatchJobs snapshot.
@@ -798,7 +921,7 @@ export type SnapshotComplete = Message<"jobs.v1.SnapshotComplete"> & {
  * Use `create(SnapshotCompleteSchema)` to create a new message.
  */
 export const SnapshotCompleteSchema: GenMessage<SnapshotComplete> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 22);
+  messageDesc(file_jobs_v1_job_service, 25);
 
 /**
  * Request of HeartbeatJob.
@@ -835,7 +958,7 @@ export type HeartbeatJobRequest = Message<"jobs.v1.HeartbeatJobRequest"> & {
  * Use `create(HeartbeatJobRequestSchema)` to create a new message.
  */
 export const HeartbeatJobRequestSchema: GenMessage<HeartbeatJobRequest> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 23);
+  messageDesc(file_jobs_v1_job_service, 26);
 
 /**
  * Response of HeartbeatJob.
@@ -856,7 +979,7 @@ export type HeartbeatJobResponse = Message<"jobs.v1.HeartbeatJobResponse"> & {
  * Use `create(HeartbeatJobResponseSchema)` to create a new message.
  */
 export const HeartbeatJobResponseSchema: GenMessage<HeartbeatJobResponse> = /*@__PURE__*/
-  messageDesc(file_jobs_v1_job_service, 24);
+  messageDesc(file_jobs_v1_job_service, 27);
 
 /**
  * Owns the lifecycle of data-platform jobs. Services create jobs; executors
@@ -865,9 +988,9 @@ export const HeartbeatJobResponseSchema: GenMessage<HeartbeatJobResponse> = /*@_
  * FailJob).
  *
  * Every call needs `authorization: Bearer <token>`. Reads (GetJob, ListJobs,
- * ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`; every other
- * call needs `jobs:write`. An API user sees only its own company's jobs: any
- * other job is NOT_FOUND.
+ * CountJobs, ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`;
+ * every other call needs `jobs:write`. An API user sees only its own
+ * company's jobs: any other job is NOT_FOUND.
  *
  * Every transition (RunJob, CompleteJob, FailJob, RequestJobCancellation,
  * CancelJob) runs in one database transaction under the job's row lock and
@@ -908,6 +1031,17 @@ export const JobService: GenService<{
     methodKind: "unary";
     input: typeof ListJobsRequestSchema;
     output: typeof ListJobsResponseSchema;
+  },
+  /**
+   * Counts the jobs in each state that ListJobs would list with the same
+   * filters: what a dashboard shows beside a page of jobs.
+   *
+   * @generated from rpc jobs.v1.JobService.CountJobs
+   */
+  countJobs: {
+    methodKind: "unary";
+    input: typeof CountJobsRequestSchema;
+    output: typeof CountJobsResponseSchema;
   },
   /**
    * Lists a job's events (its audit log), oldest first, a page at a time.

@@ -440,6 +440,220 @@ func (x *ListJobsResponse) GetNextPageToken() string {
 	return ""
 }
 
+// Request of CountJobs: the filters of ListJobsRequest, without paging. Every
+// filter that is set must match; repeated filters match any of their values.
+type CountJobsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Only jobs in one of these states.
+	States []JobState `protobuf:"varint,1,rep,packed,name=states,proto3,enum=jobs.v1.JobState" json:"states,omitempty"`
+	// Only jobs of one of these types.
+	Types []JobType `protobuf:"varint,2,rep,packed,name=types,proto3,enum=jobs.v1.JobType" json:"types,omitempty"`
+	// Only jobs whose latest run is by this executor.
+	ExecutorId string `protobuf:"bytes,3,opt,name=executor_id,json=executorId,proto3" json:"executor_id,omitempty"`
+	// Only jobs in this data plane.
+	DataPlaneId string `protobuf:"bytes,4,opt,name=data_plane_id,json=dataPlaneId,proto3" json:"data_plane_id,omitempty"`
+	// Only jobs of this company. Service principals only; an API user naming
+	// another company is PERMISSION_DENIED.
+	CompanyId int64 `protobuf:"varint,5,opt,name=company_id,json=companyId,proto3" json:"company_id,omitempty"`
+	// Only jobs created at or after this time.
+	CreatedAfter *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created_after,json=createdAfter,proto3" json:"created_after,omitempty"`
+	// Only jobs created before this time.
+	CreatedBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=created_before,json=createdBefore,proto3" json:"created_before,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountJobsRequest) Reset() {
+	*x = CountJobsRequest{}
+	mi := &file_jobs_v1_job_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountJobsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountJobsRequest) ProtoMessage() {}
+
+func (x *CountJobsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_jobs_v1_job_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountJobsRequest.ProtoReflect.Descriptor instead.
+func (*CountJobsRequest) Descriptor() ([]byte, []int) {
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CountJobsRequest) GetStates() []JobState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *CountJobsRequest) GetTypes() []JobType {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *CountJobsRequest) GetExecutorId() string {
+	if x != nil {
+		return x.ExecutorId
+	}
+	return ""
+}
+
+func (x *CountJobsRequest) GetDataPlaneId() string {
+	if x != nil {
+		return x.DataPlaneId
+	}
+	return ""
+}
+
+func (x *CountJobsRequest) GetCompanyId() int64 {
+	if x != nil {
+		return x.CompanyId
+	}
+	return 0
+}
+
+func (x *CountJobsRequest) GetCreatedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAfter
+	}
+	return nil
+}
+
+func (x *CountJobsRequest) GetCreatedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedBefore
+	}
+	return nil
+}
+
+// Response of CountJobs.
+type CountJobsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One entry per state, zero counts included, in the order of JobState:
+	// every state when the request names none, else the states it names.
+	Counts []*JobStateCount `protobuf:"bytes,1,rep,name=counts,proto3" json:"counts,omitempty"`
+	// The company whose jobs were counted: the request's `company_id`, or an
+	// API user's own company; 0 when every company's jobs were counted.
+	CompanyId     int64 `protobuf:"varint,2,opt,name=company_id,json=companyId,proto3" json:"company_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CountJobsResponse) Reset() {
+	*x = CountJobsResponse{}
+	mi := &file_jobs_v1_job_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CountJobsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CountJobsResponse) ProtoMessage() {}
+
+func (x *CountJobsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_jobs_v1_job_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CountJobsResponse.ProtoReflect.Descriptor instead.
+func (*CountJobsResponse) Descriptor() ([]byte, []int) {
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CountJobsResponse) GetCounts() []*JobStateCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+func (x *CountJobsResponse) GetCompanyId() int64 {
+	if x != nil {
+		return x.CompanyId
+	}
+	return 0
+}
+
+// How many jobs are in one state.
+type JobStateCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The state.
+	State JobState `protobuf:"varint,1,opt,name=state,proto3,enum=jobs.v1.JobState" json:"state,omitempty"`
+	// How many matching jobs are in it.
+	Count         int64 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JobStateCount) Reset() {
+	*x = JobStateCount{}
+	mi := &file_jobs_v1_job_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JobStateCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JobStateCount) ProtoMessage() {}
+
+func (x *JobStateCount) ProtoReflect() protoreflect.Message {
+	mi := &file_jobs_v1_job_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JobStateCount.ProtoReflect.Descriptor instead.
+func (*JobStateCount) Descriptor() ([]byte, []int) {
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *JobStateCount) GetState() JobState {
+	if x != nil {
+		return x.State
+	}
+	return JobState_JOB_STATE_UNSPECIFIED
+}
+
+func (x *JobStateCount) GetCount() int64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
 // Request of ListJobEvents.
 type ListJobEventsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -455,7 +669,7 @@ type ListJobEventsRequest struct {
 
 func (x *ListJobEventsRequest) Reset() {
 	*x = ListJobEventsRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[6]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +681,7 @@ func (x *ListJobEventsRequest) String() string {
 func (*ListJobEventsRequest) ProtoMessage() {}
 
 func (x *ListJobEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[6]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +694,7 @@ func (x *ListJobEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobEventsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobEventsRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{6}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListJobEventsRequest) GetJobId() string {
@@ -517,7 +731,7 @@ type ListJobEventsResponse struct {
 
 func (x *ListJobEventsResponse) Reset() {
 	*x = ListJobEventsResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[7]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +743,7 @@ func (x *ListJobEventsResponse) String() string {
 func (*ListJobEventsResponse) ProtoMessage() {}
 
 func (x *ListJobEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[7]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +756,7 @@ func (x *ListJobEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobEventsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobEventsResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{7}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListJobEventsResponse) GetEvents() []*JobEvent {
@@ -575,7 +789,7 @@ type RunJobRequest struct {
 
 func (x *RunJobRequest) Reset() {
 	*x = RunJobRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[8]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +801,7 @@ func (x *RunJobRequest) String() string {
 func (*RunJobRequest) ProtoMessage() {}
 
 func (x *RunJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[8]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +814,7 @@ func (x *RunJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunJobRequest.ProtoReflect.Descriptor instead.
 func (*RunJobRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{8}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RunJobRequest) GetJobId() string {
@@ -637,7 +851,7 @@ type RunJobResponse struct {
 
 func (x *RunJobResponse) Reset() {
 	*x = RunJobResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[9]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +863,7 @@ func (x *RunJobResponse) String() string {
 func (*RunJobResponse) ProtoMessage() {}
 
 func (x *RunJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[9]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +876,7 @@ func (x *RunJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunJobResponse.ProtoReflect.Descriptor instead.
 func (*RunJobResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{9}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RunJobResponse) GetJob() *Job {
@@ -695,7 +909,7 @@ type CompleteJobRequest struct {
 
 func (x *CompleteJobRequest) Reset() {
 	*x = CompleteJobRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[10]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -707,7 +921,7 @@ func (x *CompleteJobRequest) String() string {
 func (*CompleteJobRequest) ProtoMessage() {}
 
 func (x *CompleteJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[10]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -720,7 +934,7 @@ func (x *CompleteJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobRequest.ProtoReflect.Descriptor instead.
 func (*CompleteJobRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{10}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CompleteJobRequest) GetJobId() string {
@@ -757,7 +971,7 @@ type CompleteJobResponse struct {
 
 func (x *CompleteJobResponse) Reset() {
 	*x = CompleteJobResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[11]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +983,7 @@ func (x *CompleteJobResponse) String() string {
 func (*CompleteJobResponse) ProtoMessage() {}
 
 func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[11]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +996,7 @@ func (x *CompleteJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteJobResponse.ProtoReflect.Descriptor instead.
 func (*CompleteJobResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{11}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CompleteJobResponse) GetJob() *Job {
@@ -818,7 +1032,7 @@ type FailJobRequest struct {
 
 func (x *FailJobRequest) Reset() {
 	*x = FailJobRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[12]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1044,7 @@ func (x *FailJobRequest) String() string {
 func (*FailJobRequest) ProtoMessage() {}
 
 func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[12]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1057,7 @@ func (x *FailJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobRequest.ProtoReflect.Descriptor instead.
 func (*FailJobRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{12}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FailJobRequest) GetJobId() string {
@@ -887,7 +1101,7 @@ type FailJobResponse struct {
 
 func (x *FailJobResponse) Reset() {
 	*x = FailJobResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[13]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +1113,7 @@ func (x *FailJobResponse) String() string {
 func (*FailJobResponse) ProtoMessage() {}
 
 func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[13]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +1126,7 @@ func (x *FailJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailJobResponse.ProtoReflect.Descriptor instead.
 func (*FailJobResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{13}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FailJobResponse) GetJob() *Job {
@@ -942,7 +1156,7 @@ type RequestJobCancellationRequest struct {
 
 func (x *RequestJobCancellationRequest) Reset() {
 	*x = RequestJobCancellationRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[14]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1168,7 @@ func (x *RequestJobCancellationRequest) String() string {
 func (*RequestJobCancellationRequest) ProtoMessage() {}
 
 func (x *RequestJobCancellationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[14]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1181,7 @@ func (x *RequestJobCancellationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestJobCancellationRequest.ProtoReflect.Descriptor instead.
 func (*RequestJobCancellationRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{14}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RequestJobCancellationRequest) GetJobId() string {
@@ -997,7 +1211,7 @@ type RequestJobCancellationResponse struct {
 
 func (x *RequestJobCancellationResponse) Reset() {
 	*x = RequestJobCancellationResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[15]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1223,7 @@ func (x *RequestJobCancellationResponse) String() string {
 func (*RequestJobCancellationResponse) ProtoMessage() {}
 
 func (x *RequestJobCancellationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[15]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1236,7 @@ func (x *RequestJobCancellationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RequestJobCancellationResponse.ProtoReflect.Descriptor instead.
 func (*RequestJobCancellationResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{15}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RequestJobCancellationResponse) GetJob() *Job {
@@ -1050,7 +1264,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[16]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1276,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[16]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1289,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{16}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CancelJobRequest) GetJobId() string {
@@ -1098,7 +1312,7 @@ type CancelJobResponse struct {
 
 func (x *CancelJobResponse) Reset() {
 	*x = CancelJobResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[17]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1110,7 +1324,7 @@ func (x *CancelJobResponse) String() string {
 func (*CancelJobResponse) ProtoMessage() {}
 
 func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[17]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1123,7 +1337,7 @@ func (x *CancelJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobResponse.ProtoReflect.Descriptor instead.
 func (*CancelJobResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{17}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelJobResponse) GetJob() *Job {
@@ -1155,7 +1369,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[18]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1381,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[18]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,7 +1394,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{18}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchJobRequest) GetJobId() string {
@@ -1213,7 +1427,7 @@ type WatchJobResponse struct {
 
 func (x *WatchJobResponse) Reset() {
 	*x = WatchJobResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[19]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1225,7 +1439,7 @@ func (x *WatchJobResponse) String() string {
 func (*WatchJobResponse) ProtoMessage() {}
 
 func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[19]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1238,7 +1452,7 @@ func (x *WatchJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{19}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchJobResponse) GetKind() isWatchJobResponse_Kind {
@@ -1303,7 +1517,7 @@ type WatchJobsRequest struct {
 
 func (x *WatchJobsRequest) Reset() {
 	*x = WatchJobsRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[20]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1529,7 @@ func (x *WatchJobsRequest) String() string {
 func (*WatchJobsRequest) ProtoMessage() {}
 
 func (x *WatchJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[20]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1542,7 @@ func (x *WatchJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobsRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobsRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{20}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchJobsRequest) GetExecutorId() string {
@@ -1377,7 +1591,7 @@ type WatchJobsResponse struct {
 
 func (x *WatchJobsResponse) Reset() {
 	*x = WatchJobsResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[21]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1389,7 +1603,7 @@ func (x *WatchJobsResponse) String() string {
 func (*WatchJobsResponse) ProtoMessage() {}
 
 func (x *WatchJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[21]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1402,7 +1616,7 @@ func (x *WatchJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobsResponse.ProtoReflect.Descriptor instead.
 func (*WatchJobsResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{21}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchJobsResponse) GetKind() isWatchJobsResponse_Kind {
@@ -1489,7 +1703,7 @@ type SnapshotComplete struct {
 
 func (x *SnapshotComplete) Reset() {
 	*x = SnapshotComplete{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[22]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1715,7 @@ func (x *SnapshotComplete) String() string {
 func (*SnapshotComplete) ProtoMessage() {}
 
 func (x *SnapshotComplete) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[22]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1728,7 @@ func (x *SnapshotComplete) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotComplete.ProtoReflect.Descriptor instead.
 func (*SnapshotComplete) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{22}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{25}
 }
 
 // Request of HeartbeatJob.
@@ -1534,7 +1748,7 @@ type HeartbeatJobRequest struct {
 
 func (x *HeartbeatJobRequest) Reset() {
 	*x = HeartbeatJobRequest{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[23]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1546,7 +1760,7 @@ func (x *HeartbeatJobRequest) String() string {
 func (*HeartbeatJobRequest) ProtoMessage() {}
 
 func (x *HeartbeatJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[23]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1559,7 +1773,7 @@ func (x *HeartbeatJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatJobRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatJobRequest) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{23}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *HeartbeatJobRequest) GetJobId() string {
@@ -1594,7 +1808,7 @@ type HeartbeatJobResponse struct {
 
 func (x *HeartbeatJobResponse) Reset() {
 	*x = HeartbeatJobResponse{}
-	mi := &file_jobs_v1_job_service_proto_msgTypes[24]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +1820,7 @@ func (x *HeartbeatJobResponse) String() string {
 func (*HeartbeatJobResponse) ProtoMessage() {}
 
 func (x *HeartbeatJobResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_jobs_v1_job_service_proto_msgTypes[24]
+	mi := &file_jobs_v1_job_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +1833,7 @@ func (x *HeartbeatJobResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatJobResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatJobResponse) Descriptor() ([]byte, []int) {
-	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{24}
+	return file_jobs_v1_job_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *HeartbeatJobResponse) GetJob() *Job {
@@ -1665,7 +1879,24 @@ const file_jobs_v1_job_service_proto_rawDesc = "" +
 	"page_token\x18\t \x01(\tR\tpageToken\"\\\n" +
 	"\x10ListJobsResponse\x12 \n" +
 	"\x04jobs\x18\x01 \x03(\v2\f.jobs.v1.JobR\x04jobs\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"i\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\xcd\x02\n" +
+	"\x10CountJobsRequest\x12)\n" +
+	"\x06states\x18\x01 \x03(\x0e2\x11.jobs.v1.JobStateR\x06states\x12&\n" +
+	"\x05types\x18\x02 \x03(\x0e2\x10.jobs.v1.JobTypeR\x05types\x12\x1f\n" +
+	"\vexecutor_id\x18\x03 \x01(\tR\n" +
+	"executorId\x12\"\n" +
+	"\rdata_plane_id\x18\x04 \x01(\tR\vdataPlaneId\x12\x1d\n" +
+	"\n" +
+	"company_id\x18\x05 \x01(\x03R\tcompanyId\x12?\n" +
+	"\rcreated_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fcreatedAfter\x12A\n" +
+	"\x0ecreated_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rcreatedBefore\"b\n" +
+	"\x11CountJobsResponse\x12.\n" +
+	"\x06counts\x18\x01 \x03(\v2\x16.jobs.v1.JobStateCountR\x06counts\x12\x1d\n" +
+	"\n" +
+	"company_id\x18\x02 \x01(\x03R\tcompanyId\"N\n" +
+	"\rJobStateCount\x12'\n" +
+	"\x05state\x18\x01 \x01(\x0e2\x11.jobs.v1.JobStateR\x05state\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x03R\x05count\"i\n" +
 	"\x14ListJobEventsRequest\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
@@ -1737,12 +1968,13 @@ const file_jobs_v1_job_service_proto_rawDesc = "" +
 	"executorId\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\x03R\aattempt\"6\n" +
 	"\x14HeartbeatJobResponse\x12\x1e\n" +
-	"\x03job\x18\x01 \x01(\v2\f.jobs.v1.JobR\x03job2\xe4\x06\n" +
+	"\x03job\x18\x01 \x01(\v2\f.jobs.v1.JobR\x03job2\xa8\a\n" +
 	"\n" +
 	"JobService\x12B\n" +
 	"\tCreateJob\x12\x19.jobs.v1.CreateJobRequest\x1a\x1a.jobs.v1.CreateJobResponse\x129\n" +
 	"\x06GetJob\x12\x16.jobs.v1.GetJobRequest\x1a\x17.jobs.v1.GetJobResponse\x12?\n" +
-	"\bListJobs\x12\x18.jobs.v1.ListJobsRequest\x1a\x19.jobs.v1.ListJobsResponse\x12N\n" +
+	"\bListJobs\x12\x18.jobs.v1.ListJobsRequest\x1a\x19.jobs.v1.ListJobsResponse\x12B\n" +
+	"\tCountJobs\x12\x19.jobs.v1.CountJobsRequest\x1a\x1a.jobs.v1.CountJobsResponse\x12N\n" +
 	"\rListJobEvents\x12\x1d.jobs.v1.ListJobEventsRequest\x1a\x1e.jobs.v1.ListJobEventsResponse\x129\n" +
 	"\x06RunJob\x12\x16.jobs.v1.RunJobRequest\x1a\x17.jobs.v1.RunJobResponse\x12H\n" +
 	"\vCompleteJob\x12\x1b.jobs.v1.CompleteJobRequest\x1a\x1c.jobs.v1.CompleteJobResponse\x12<\n" +
@@ -1765,7 +1997,7 @@ func file_jobs_v1_job_service_proto_rawDescGZIP() []byte {
 	return file_jobs_v1_job_service_proto_rawDescData
 }
 
-var file_jobs_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_jobs_v1_job_service_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_jobs_v1_job_service_proto_goTypes = []any{
 	(*CreateJobRequest)(nil),               // 0: jobs.v1.CreateJobRequest
 	(*CreateJobResponse)(nil),              // 1: jobs.v1.CreateJobResponse
@@ -1773,93 +2005,104 @@ var file_jobs_v1_job_service_proto_goTypes = []any{
 	(*GetJobResponse)(nil),                 // 3: jobs.v1.GetJobResponse
 	(*ListJobsRequest)(nil),                // 4: jobs.v1.ListJobsRequest
 	(*ListJobsResponse)(nil),               // 5: jobs.v1.ListJobsResponse
-	(*ListJobEventsRequest)(nil),           // 6: jobs.v1.ListJobEventsRequest
-	(*ListJobEventsResponse)(nil),          // 7: jobs.v1.ListJobEventsResponse
-	(*RunJobRequest)(nil),                  // 8: jobs.v1.RunJobRequest
-	(*RunJobResponse)(nil),                 // 9: jobs.v1.RunJobResponse
-	(*CompleteJobRequest)(nil),             // 10: jobs.v1.CompleteJobRequest
-	(*CompleteJobResponse)(nil),            // 11: jobs.v1.CompleteJobResponse
-	(*FailJobRequest)(nil),                 // 12: jobs.v1.FailJobRequest
-	(*FailJobResponse)(nil),                // 13: jobs.v1.FailJobResponse
-	(*RequestJobCancellationRequest)(nil),  // 14: jobs.v1.RequestJobCancellationRequest
-	(*RequestJobCancellationResponse)(nil), // 15: jobs.v1.RequestJobCancellationResponse
-	(*CancelJobRequest)(nil),               // 16: jobs.v1.CancelJobRequest
-	(*CancelJobResponse)(nil),              // 17: jobs.v1.CancelJobResponse
-	(*WatchJobRequest)(nil),                // 18: jobs.v1.WatchJobRequest
-	(*WatchJobResponse)(nil),               // 19: jobs.v1.WatchJobResponse
-	(*WatchJobsRequest)(nil),               // 20: jobs.v1.WatchJobsRequest
-	(*WatchJobsResponse)(nil),              // 21: jobs.v1.WatchJobsResponse
-	(*SnapshotComplete)(nil),               // 22: jobs.v1.SnapshotComplete
-	(*HeartbeatJobRequest)(nil),            // 23: jobs.v1.HeartbeatJobRequest
-	(*HeartbeatJobResponse)(nil),           // 24: jobs.v1.HeartbeatJobResponse
-	(JobType)(0),                           // 25: jobs.v1.JobType
-	(*JobInput)(nil),                       // 26: jobs.v1.JobInput
-	(ExecutionCluster)(0),                  // 27: jobs.v1.ExecutionCluster
-	(*Job)(nil),                            // 28: jobs.v1.Job
-	(JobState)(0),                          // 29: jobs.v1.JobState
-	(*timestamppb.Timestamp)(nil),          // 30: google.protobuf.Timestamp
-	(*JobEvent)(nil),                       // 31: jobs.v1.JobEvent
-	(*JobResult)(nil),                      // 32: jobs.v1.JobResult
-	(*structpb.Value)(nil),                 // 33: google.protobuf.Value
-	(*Heartbeat)(nil),                      // 34: jobs.v1.Heartbeat
+	(*CountJobsRequest)(nil),               // 6: jobs.v1.CountJobsRequest
+	(*CountJobsResponse)(nil),              // 7: jobs.v1.CountJobsResponse
+	(*JobStateCount)(nil),                  // 8: jobs.v1.JobStateCount
+	(*ListJobEventsRequest)(nil),           // 9: jobs.v1.ListJobEventsRequest
+	(*ListJobEventsResponse)(nil),          // 10: jobs.v1.ListJobEventsResponse
+	(*RunJobRequest)(nil),                  // 11: jobs.v1.RunJobRequest
+	(*RunJobResponse)(nil),                 // 12: jobs.v1.RunJobResponse
+	(*CompleteJobRequest)(nil),             // 13: jobs.v1.CompleteJobRequest
+	(*CompleteJobResponse)(nil),            // 14: jobs.v1.CompleteJobResponse
+	(*FailJobRequest)(nil),                 // 15: jobs.v1.FailJobRequest
+	(*FailJobResponse)(nil),                // 16: jobs.v1.FailJobResponse
+	(*RequestJobCancellationRequest)(nil),  // 17: jobs.v1.RequestJobCancellationRequest
+	(*RequestJobCancellationResponse)(nil), // 18: jobs.v1.RequestJobCancellationResponse
+	(*CancelJobRequest)(nil),               // 19: jobs.v1.CancelJobRequest
+	(*CancelJobResponse)(nil),              // 20: jobs.v1.CancelJobResponse
+	(*WatchJobRequest)(nil),                // 21: jobs.v1.WatchJobRequest
+	(*WatchJobResponse)(nil),               // 22: jobs.v1.WatchJobResponse
+	(*WatchJobsRequest)(nil),               // 23: jobs.v1.WatchJobsRequest
+	(*WatchJobsResponse)(nil),              // 24: jobs.v1.WatchJobsResponse
+	(*SnapshotComplete)(nil),               // 25: jobs.v1.SnapshotComplete
+	(*HeartbeatJobRequest)(nil),            // 26: jobs.v1.HeartbeatJobRequest
+	(*HeartbeatJobResponse)(nil),           // 27: jobs.v1.HeartbeatJobResponse
+	(JobType)(0),                           // 28: jobs.v1.JobType
+	(*JobInput)(nil),                       // 29: jobs.v1.JobInput
+	(ExecutionCluster)(0),                  // 30: jobs.v1.ExecutionCluster
+	(*Job)(nil),                            // 31: jobs.v1.Job
+	(JobState)(0),                          // 32: jobs.v1.JobState
+	(*timestamppb.Timestamp)(nil),          // 33: google.protobuf.Timestamp
+	(*JobEvent)(nil),                       // 34: jobs.v1.JobEvent
+	(*JobResult)(nil),                      // 35: jobs.v1.JobResult
+	(*structpb.Value)(nil),                 // 36: google.protobuf.Value
+	(*Heartbeat)(nil),                      // 37: jobs.v1.Heartbeat
 }
 var file_jobs_v1_job_service_proto_depIdxs = []int32{
-	25, // 0: jobs.v1.CreateJobRequest.type:type_name -> jobs.v1.JobType
-	26, // 1: jobs.v1.CreateJobRequest.input:type_name -> jobs.v1.JobInput
-	27, // 2: jobs.v1.CreateJobRequest.execution_cluster:type_name -> jobs.v1.ExecutionCluster
-	28, // 3: jobs.v1.CreateJobResponse.job:type_name -> jobs.v1.Job
-	28, // 4: jobs.v1.GetJobResponse.job:type_name -> jobs.v1.Job
-	29, // 5: jobs.v1.ListJobsRequest.states:type_name -> jobs.v1.JobState
-	25, // 6: jobs.v1.ListJobsRequest.types:type_name -> jobs.v1.JobType
-	30, // 7: jobs.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
-	30, // 8: jobs.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
-	28, // 9: jobs.v1.ListJobsResponse.jobs:type_name -> jobs.v1.Job
-	31, // 10: jobs.v1.ListJobEventsResponse.events:type_name -> jobs.v1.JobEvent
-	28, // 11: jobs.v1.RunJobResponse.job:type_name -> jobs.v1.Job
-	32, // 12: jobs.v1.CompleteJobRequest.result:type_name -> jobs.v1.JobResult
-	28, // 13: jobs.v1.CompleteJobResponse.job:type_name -> jobs.v1.Job
-	33, // 14: jobs.v1.FailJobRequest.diagnostic:type_name -> google.protobuf.Value
-	28, // 15: jobs.v1.FailJobResponse.job:type_name -> jobs.v1.Job
-	28, // 16: jobs.v1.RequestJobCancellationResponse.job:type_name -> jobs.v1.Job
-	28, // 17: jobs.v1.CancelJobResponse.job:type_name -> jobs.v1.Job
-	31, // 18: jobs.v1.WatchJobResponse.event:type_name -> jobs.v1.JobEvent
-	34, // 19: jobs.v1.WatchJobResponse.heartbeat:type_name -> jobs.v1.Heartbeat
-	29, // 20: jobs.v1.WatchJobsRequest.states:type_name -> jobs.v1.JobState
-	25, // 21: jobs.v1.WatchJobsRequest.types:type_name -> jobs.v1.JobType
-	28, // 22: jobs.v1.WatchJobsResponse.snapshot:type_name -> jobs.v1.Job
-	22, // 23: jobs.v1.WatchJobsResponse.synced:type_name -> jobs.v1.SnapshotComplete
-	31, // 24: jobs.v1.WatchJobsResponse.event:type_name -> jobs.v1.JobEvent
-	34, // 25: jobs.v1.WatchJobsResponse.heartbeat:type_name -> jobs.v1.Heartbeat
-	28, // 26: jobs.v1.HeartbeatJobResponse.job:type_name -> jobs.v1.Job
-	0,  // 27: jobs.v1.JobService.CreateJob:input_type -> jobs.v1.CreateJobRequest
-	2,  // 28: jobs.v1.JobService.GetJob:input_type -> jobs.v1.GetJobRequest
-	4,  // 29: jobs.v1.JobService.ListJobs:input_type -> jobs.v1.ListJobsRequest
-	6,  // 30: jobs.v1.JobService.ListJobEvents:input_type -> jobs.v1.ListJobEventsRequest
-	8,  // 31: jobs.v1.JobService.RunJob:input_type -> jobs.v1.RunJobRequest
-	10, // 32: jobs.v1.JobService.CompleteJob:input_type -> jobs.v1.CompleteJobRequest
-	12, // 33: jobs.v1.JobService.FailJob:input_type -> jobs.v1.FailJobRequest
-	14, // 34: jobs.v1.JobService.RequestJobCancellation:input_type -> jobs.v1.RequestJobCancellationRequest
-	16, // 35: jobs.v1.JobService.CancelJob:input_type -> jobs.v1.CancelJobRequest
-	18, // 36: jobs.v1.JobService.WatchJob:input_type -> jobs.v1.WatchJobRequest
-	20, // 37: jobs.v1.JobService.WatchJobs:input_type -> jobs.v1.WatchJobsRequest
-	23, // 38: jobs.v1.JobService.HeartbeatJob:input_type -> jobs.v1.HeartbeatJobRequest
-	1,  // 39: jobs.v1.JobService.CreateJob:output_type -> jobs.v1.CreateJobResponse
-	3,  // 40: jobs.v1.JobService.GetJob:output_type -> jobs.v1.GetJobResponse
-	5,  // 41: jobs.v1.JobService.ListJobs:output_type -> jobs.v1.ListJobsResponse
-	7,  // 42: jobs.v1.JobService.ListJobEvents:output_type -> jobs.v1.ListJobEventsResponse
-	9,  // 43: jobs.v1.JobService.RunJob:output_type -> jobs.v1.RunJobResponse
-	11, // 44: jobs.v1.JobService.CompleteJob:output_type -> jobs.v1.CompleteJobResponse
-	13, // 45: jobs.v1.JobService.FailJob:output_type -> jobs.v1.FailJobResponse
-	15, // 46: jobs.v1.JobService.RequestJobCancellation:output_type -> jobs.v1.RequestJobCancellationResponse
-	17, // 47: jobs.v1.JobService.CancelJob:output_type -> jobs.v1.CancelJobResponse
-	19, // 48: jobs.v1.JobService.WatchJob:output_type -> jobs.v1.WatchJobResponse
-	21, // 49: jobs.v1.JobService.WatchJobs:output_type -> jobs.v1.WatchJobsResponse
-	24, // 50: jobs.v1.JobService.HeartbeatJob:output_type -> jobs.v1.HeartbeatJobResponse
-	39, // [39:51] is the sub-list for method output_type
-	27, // [27:39] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	28, // 0: jobs.v1.CreateJobRequest.type:type_name -> jobs.v1.JobType
+	29, // 1: jobs.v1.CreateJobRequest.input:type_name -> jobs.v1.JobInput
+	30, // 2: jobs.v1.CreateJobRequest.execution_cluster:type_name -> jobs.v1.ExecutionCluster
+	31, // 3: jobs.v1.CreateJobResponse.job:type_name -> jobs.v1.Job
+	31, // 4: jobs.v1.GetJobResponse.job:type_name -> jobs.v1.Job
+	32, // 5: jobs.v1.ListJobsRequest.states:type_name -> jobs.v1.JobState
+	28, // 6: jobs.v1.ListJobsRequest.types:type_name -> jobs.v1.JobType
+	33, // 7: jobs.v1.ListJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	33, // 8: jobs.v1.ListJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	31, // 9: jobs.v1.ListJobsResponse.jobs:type_name -> jobs.v1.Job
+	32, // 10: jobs.v1.CountJobsRequest.states:type_name -> jobs.v1.JobState
+	28, // 11: jobs.v1.CountJobsRequest.types:type_name -> jobs.v1.JobType
+	33, // 12: jobs.v1.CountJobsRequest.created_after:type_name -> google.protobuf.Timestamp
+	33, // 13: jobs.v1.CountJobsRequest.created_before:type_name -> google.protobuf.Timestamp
+	8,  // 14: jobs.v1.CountJobsResponse.counts:type_name -> jobs.v1.JobStateCount
+	32, // 15: jobs.v1.JobStateCount.state:type_name -> jobs.v1.JobState
+	34, // 16: jobs.v1.ListJobEventsResponse.events:type_name -> jobs.v1.JobEvent
+	31, // 17: jobs.v1.RunJobResponse.job:type_name -> jobs.v1.Job
+	35, // 18: jobs.v1.CompleteJobRequest.result:type_name -> jobs.v1.JobResult
+	31, // 19: jobs.v1.CompleteJobResponse.job:type_name -> jobs.v1.Job
+	36, // 20: jobs.v1.FailJobRequest.diagnostic:type_name -> google.protobuf.Value
+	31, // 21: jobs.v1.FailJobResponse.job:type_name -> jobs.v1.Job
+	31, // 22: jobs.v1.RequestJobCancellationResponse.job:type_name -> jobs.v1.Job
+	31, // 23: jobs.v1.CancelJobResponse.job:type_name -> jobs.v1.Job
+	34, // 24: jobs.v1.WatchJobResponse.event:type_name -> jobs.v1.JobEvent
+	37, // 25: jobs.v1.WatchJobResponse.heartbeat:type_name -> jobs.v1.Heartbeat
+	32, // 26: jobs.v1.WatchJobsRequest.states:type_name -> jobs.v1.JobState
+	28, // 27: jobs.v1.WatchJobsRequest.types:type_name -> jobs.v1.JobType
+	31, // 28: jobs.v1.WatchJobsResponse.snapshot:type_name -> jobs.v1.Job
+	25, // 29: jobs.v1.WatchJobsResponse.synced:type_name -> jobs.v1.SnapshotComplete
+	34, // 30: jobs.v1.WatchJobsResponse.event:type_name -> jobs.v1.JobEvent
+	37, // 31: jobs.v1.WatchJobsResponse.heartbeat:type_name -> jobs.v1.Heartbeat
+	31, // 32: jobs.v1.HeartbeatJobResponse.job:type_name -> jobs.v1.Job
+	0,  // 33: jobs.v1.JobService.CreateJob:input_type -> jobs.v1.CreateJobRequest
+	2,  // 34: jobs.v1.JobService.GetJob:input_type -> jobs.v1.GetJobRequest
+	4,  // 35: jobs.v1.JobService.ListJobs:input_type -> jobs.v1.ListJobsRequest
+	6,  // 36: jobs.v1.JobService.CountJobs:input_type -> jobs.v1.CountJobsRequest
+	9,  // 37: jobs.v1.JobService.ListJobEvents:input_type -> jobs.v1.ListJobEventsRequest
+	11, // 38: jobs.v1.JobService.RunJob:input_type -> jobs.v1.RunJobRequest
+	13, // 39: jobs.v1.JobService.CompleteJob:input_type -> jobs.v1.CompleteJobRequest
+	15, // 40: jobs.v1.JobService.FailJob:input_type -> jobs.v1.FailJobRequest
+	17, // 41: jobs.v1.JobService.RequestJobCancellation:input_type -> jobs.v1.RequestJobCancellationRequest
+	19, // 42: jobs.v1.JobService.CancelJob:input_type -> jobs.v1.CancelJobRequest
+	21, // 43: jobs.v1.JobService.WatchJob:input_type -> jobs.v1.WatchJobRequest
+	23, // 44: jobs.v1.JobService.WatchJobs:input_type -> jobs.v1.WatchJobsRequest
+	26, // 45: jobs.v1.JobService.HeartbeatJob:input_type -> jobs.v1.HeartbeatJobRequest
+	1,  // 46: jobs.v1.JobService.CreateJob:output_type -> jobs.v1.CreateJobResponse
+	3,  // 47: jobs.v1.JobService.GetJob:output_type -> jobs.v1.GetJobResponse
+	5,  // 48: jobs.v1.JobService.ListJobs:output_type -> jobs.v1.ListJobsResponse
+	7,  // 49: jobs.v1.JobService.CountJobs:output_type -> jobs.v1.CountJobsResponse
+	10, // 50: jobs.v1.JobService.ListJobEvents:output_type -> jobs.v1.ListJobEventsResponse
+	12, // 51: jobs.v1.JobService.RunJob:output_type -> jobs.v1.RunJobResponse
+	14, // 52: jobs.v1.JobService.CompleteJob:output_type -> jobs.v1.CompleteJobResponse
+	16, // 53: jobs.v1.JobService.FailJob:output_type -> jobs.v1.FailJobResponse
+	18, // 54: jobs.v1.JobService.RequestJobCancellation:output_type -> jobs.v1.RequestJobCancellationResponse
+	20, // 55: jobs.v1.JobService.CancelJob:output_type -> jobs.v1.CancelJobResponse
+	22, // 56: jobs.v1.JobService.WatchJob:output_type -> jobs.v1.WatchJobResponse
+	24, // 57: jobs.v1.JobService.WatchJobs:output_type -> jobs.v1.WatchJobsResponse
+	27, // 58: jobs.v1.JobService.HeartbeatJob:output_type -> jobs.v1.HeartbeatJobResponse
+	46, // [46:59] is the sub-list for method output_type
+	33, // [33:46] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_jobs_v1_job_service_proto_init() }
@@ -1868,11 +2111,11 @@ func file_jobs_v1_job_service_proto_init() {
 		return
 	}
 	file_jobs_v1_job_proto_init()
-	file_jobs_v1_job_service_proto_msgTypes[19].OneofWrappers = []any{
+	file_jobs_v1_job_service_proto_msgTypes[22].OneofWrappers = []any{
 		(*WatchJobResponse_Event)(nil),
 		(*WatchJobResponse_Heartbeat)(nil),
 	}
-	file_jobs_v1_job_service_proto_msgTypes[21].OneofWrappers = []any{
+	file_jobs_v1_job_service_proto_msgTypes[24].OneofWrappers = []any{
 		(*WatchJobsResponse_Snapshot)(nil),
 		(*WatchJobsResponse_Synced)(nil),
 		(*WatchJobsResponse_Event)(nil),
@@ -1884,7 +2127,7 @@ func file_jobs_v1_job_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jobs_v1_job_service_proto_rawDesc), len(file_jobs_v1_job_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   25,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

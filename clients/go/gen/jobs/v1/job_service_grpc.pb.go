@@ -22,6 +22,7 @@ const (
 	JobService_CreateJob_FullMethodName              = "/jobs.v1.JobService/CreateJob"
 	JobService_GetJob_FullMethodName                 = "/jobs.v1.JobService/GetJob"
 	JobService_ListJobs_FullMethodName               = "/jobs.v1.JobService/ListJobs"
+	JobService_CountJobs_FullMethodName              = "/jobs.v1.JobService/CountJobs"
 	JobService_ListJobEvents_FullMethodName          = "/jobs.v1.JobService/ListJobEvents"
 	JobService_RunJob_FullMethodName                 = "/jobs.v1.JobService/RunJob"
 	JobService_CompleteJob_FullMethodName            = "/jobs.v1.JobService/CompleteJob"
@@ -43,9 +44,9 @@ const (
 // FailJob).
 //
 // Every call needs `authorization: Bearer <token>`. Reads (GetJob, ListJobs,
-// ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`; every other
-// call needs `jobs:write`. An API user sees only its own company's jobs: any
-// other job is NOT_FOUND.
+// CountJobs, ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`;
+// every other call needs `jobs:write`. An API user sees only its own
+// company's jobs: any other job is NOT_FOUND.
 //
 // Every transition (RunJob, CompleteJob, FailJob, RequestJobCancellation,
 // CancelJob) runs in one database transaction under the job's row lock and
@@ -60,6 +61,9 @@ type JobServiceClient interface {
 	GetJob(ctx context.Context, in *GetJobRequest, opts ...grpc.CallOption) (*GetJobResponse, error)
 	// Lists jobs, newest first, a page at a time.
 	ListJobs(ctx context.Context, in *ListJobsRequest, opts ...grpc.CallOption) (*ListJobsResponse, error)
+	// Counts the jobs in each state that ListJobs would list with the same
+	// filters: what a dashboard shows beside a page of jobs.
+	CountJobs(ctx context.Context, in *CountJobsRequest, opts ...grpc.CallOption) (*CountJobsResponse, error)
 	// Lists a job's events (its audit log), oldest first, a page at a time.
 	ListJobEvents(ctx context.Context, in *ListJobEventsRequest, opts ...grpc.CallOption) (*ListJobEventsResponse, error)
 	// Claims a job for an executor and moves it to RUNNING: from PENDING, or
@@ -123,6 +127,16 @@ func (c *jobServiceClient) ListJobs(ctx context.Context, in *ListJobsRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListJobsResponse)
 	err := c.cc.Invoke(ctx, JobService_ListJobs_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *jobServiceClient) CountJobs(ctx context.Context, in *CountJobsRequest, opts ...grpc.CallOption) (*CountJobsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CountJobsResponse)
+	err := c.cc.Invoke(ctx, JobService_CountJobs_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -247,9 +261,9 @@ func (c *jobServiceClient) HeartbeatJob(ctx context.Context, in *HeartbeatJobReq
 // FailJob).
 //
 // Every call needs `authorization: Bearer <token>`. Reads (GetJob, ListJobs,
-// ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`; every other
-// call needs `jobs:write`. An API user sees only its own company's jobs: any
-// other job is NOT_FOUND.
+// CountJobs, ListJobEvents, WatchJob, WatchJobs) need the scope `jobs:read`;
+// every other call needs `jobs:write`. An API user sees only its own
+// company's jobs: any other job is NOT_FOUND.
 //
 // Every transition (RunJob, CompleteJob, FailJob, RequestJobCancellation,
 // CancelJob) runs in one database transaction under the job's row lock and
@@ -264,6 +278,9 @@ type JobServiceServer interface {
 	GetJob(context.Context, *GetJobRequest) (*GetJobResponse, error)
 	// Lists jobs, newest first, a page at a time.
 	ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error)
+	// Counts the jobs in each state that ListJobs would list with the same
+	// filters: what a dashboard shows beside a page of jobs.
+	CountJobs(context.Context, *CountJobsRequest) (*CountJobsResponse, error)
 	// Lists a job's events (its audit log), oldest first, a page at a time.
 	ListJobEvents(context.Context, *ListJobEventsRequest) (*ListJobEventsResponse, error)
 	// Claims a job for an executor and moves it to RUNNING: from PENDING, or
@@ -311,6 +328,9 @@ func (UnimplementedJobServiceServer) GetJob(context.Context, *GetJobRequest) (*G
 }
 func (UnimplementedJobServiceServer) ListJobs(context.Context, *ListJobsRequest) (*ListJobsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListJobs not implemented")
+}
+func (UnimplementedJobServiceServer) CountJobs(context.Context, *CountJobsRequest) (*CountJobsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CountJobs not implemented")
 }
 func (UnimplementedJobServiceServer) ListJobEvents(context.Context, *ListJobEventsRequest) (*ListJobEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListJobEvents not implemented")
@@ -410,6 +430,24 @@ func _JobService_ListJobs_Handler(srv interface{}, ctx context.Context, dec func
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(JobServiceServer).ListJobs(ctx, req.(*ListJobsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _JobService_CountJobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CountJobsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).CountJobs(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_CountJobs_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).CountJobs(ctx, req.(*CountJobsRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -580,6 +618,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListJobs",
 			Handler:    _JobService_ListJobs_Handler,
+		},
+		{
+			MethodName: "CountJobs",
+			Handler:    _JobService_CountJobs_Handler,
 		},
 		{
 			MethodName: "ListJobEvents",
