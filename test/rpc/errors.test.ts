@@ -2,7 +2,8 @@
 // a google.rpc.ErrorInfo (domain jobs.v1) and a message a person can act on,
 // the check order of SPEC §4 where a client can observe it, and a server
 // that keeps serving after every malformed request. (Authentication and
-// scope errors are tested in the auth tests.)
+// scope errors are tested in the auth tests; STALE_ATTEMPT in both
+// directions in attempt-fencing.test.ts.)
 
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
@@ -236,34 +237,6 @@ describe("NOT_FOUND", () => {
   test("an upper-case UUID names the same job", async () => {
     const job = await getJob(client, known.id);
     expect((await client.call("GetJob", { job_id: known.id.toUpperCase() })).job).toEqual(job);
-  });
-});
-
-describe("STALE_ATTEMPT", () => {
-  /** A job on its second attempt: run by executor-1, failed, run again by executor-2. */
-  async function secondAttempt(): Promise<Msg> {
-    const failed = await jobIn(client, "FAILED");
-    const { job } = await client.call("RunJob", { job_id: failed.id, executor_id: "executor-2" });
-    expect(job.attempt).toBe("2");
-    return job;
-  }
-
-  test.each([
-    ["CompleteJob", { result: FORECAST_RESULT, attempt: "1" }],
-    ["CompleteJob", { result: FORECAST_RESULT, attempt: "3" }],
-    ["FailJob", { message: "late report", attempt: "1" }],
-    ["FailJob", { message: "from the future", attempt: "7" }],
-  ])("%s with attempt %p ≠ current is rejected and changes nothing", async (method, fields) => {
-    const before = await secondAttempt();
-    const eventsBefore = await allEvents(client, before.id);
-    const error = await client.fail(method, { job_id: before.id, ...fields });
-    expectError(error, {
-      code: Status.FAILED_PRECONDITION,
-      reason: "STALE_ATTEMPT",
-      metadata: { job_id: before.id, state: "JOB_STATE_RUNNING", call: method },
-    });
-    expect(await getJob(client, before.id)).toEqual(before);
-    expect(await allEvents(client, before.id)).toEqual(eventsBefore);
   });
 });
 
