@@ -324,11 +324,30 @@ test("a reconnecting executor gets a fresh snapshot that includes a cancellation
   expect(await snapshotOf(await watchJobs(filter))).toEqual([]);
 });
 
-test("opened while transitions race: per job, snapshot then events with no gap and no duplicate", async () => {
+test("opened while transitions race: exactly the unfinished jobs in the snapshot, then every later revision of each, once, in order", async () => {
   const company = newCompany();
-  const jobs = await pool(range(1, 30), 10, () => createJob(company));
+  // Jobs settled before the stream opens and left alone until its snapshot is out: what the
+  // stream shows of each is known exactly.
+  const pending = await createJob(company);
+  const running = await createJob(company);
+  await run(running.id);
+  const failing = await createJob(company);
+  await run(failing.id);
+  const cancelling = await createJob(company);
+  await run(cancelling.id);
+  await requestCancel(cancelling.id);
+  const finished = await pool(range(1, 3), 3, async (i) => {
+    const job = await createJob(company);
+    await run(job.id);
+    if (i === 1) await complete(job.id);
+    else if (i === 2) await fail(job.id);
+    else await requestCancel(job.id).then(() => cancel(job.id));
+    return job;
+  });
+  // Jobs whose transitions race the stream's opening.
+  const racers = await pool(range(1, 30), 10, () => createJob(company));
   let done = 0;
-  const racing = pool(jobs, 8, async (job, i) => {
+  const racing = pool(racers, 8, async (job, i) => {
     await run(job.id, `ex-${i % 3}`);
     if (i % 4 === 0) await fail(job.id);
     else if (i % 4 === 1) await requestCancel(job.id);
@@ -338,27 +357,40 @@ test("opened while transitions race: per job, snapshot then events with no gap a
   while (done < 8) await new Promise((r) => setTimeout(r, 2));
   const r = await watchJobs({ company_id: company });
   const snapshot = await snapshotOf(r);
+  // After the snapshot: the settled unfinished jobs move on (the RUNNING one completes), and new jobs come.
+  await run(pending.id, "ex-late");
+  await complete(running.id);
+  await fail(failing.id);
+  await cancel(cancelling.id);
   const createdAfter = await pool(range(1, 5), 5, () => createJob(company));
   await racing;
   const { events } = await settle(r, company);
+
   const seen = new Map<string, number[]>();
   for (const job of snapshot) seen.set(job.id, [Number(job.revision)]);
-  for (const event of events) {
-    seen.set(event.job_id, [...(seen.get(event.job_id) ?? []), Number(event.revision)]);
-  }
-  for (const job of [...jobs, ...createdAfter]) {
+  for (const event of events) seen.set(event.job_id, [...(seen.get(event.job_id) ?? []), Number(event.revision)]);
+  const inSnapshot = new Set(snapshot.map((job) => job.id));
+  const shown = (job: Msg) => ({ job: job.id, inSnapshot: inSnapshot.has(job.id), revisions: seen.get(job.id) ?? [] });
+
+  // Nothing of another job.
+  const ours = new Set([pending, running, failing, cancelling, ...finished, ...racers, ...createdAfter].map((job) => job.id));
+  expect([...seen.keys()].filter((id) => !ours.has(id))).toEqual([]);
+  // The settled jobs, exactly: each unfinished one from its snapshot on, no finished one at all.
+  expect([pending, running, failing, cancelling, ...finished].map(shown)).toEqual([
+    { job: pending.id, inSnapshot: true, revisions: [1, 2] },
+    { job: running.id, inSnapshot: true, revisions: [2, 3] },
+    { job: failing.id, inSnapshot: true, revisions: [2, 3] },
+    { job: cancelling.id, inSnapshot: true, revisions: [3, 4] },
+    ...finished.map((job) => ({ job: job.id, inSnapshot: false, revisions: [] })),
+  ]);
+  // Jobs created after the snapshot: their whole history, live.
+  expect(createdAfter.map(shown)).toEqual(createdAfter.map((job) => ({ job: job.id, inSnapshot: false, revisions: [1] })));
+  // The racers: whatever the stream first knew of one, it then saw every later revision once, in
+  // order; and one still unfinished at the end cannot have been missed.
+  for (const job of racers) {
+    const { job: now } = await client.call("GetJob", { job_id: job.id });
     const revisions = seen.get(job.id);
-    if (!revisions) continue; // finished before the stream started
-    const { job: now } = await client.call("GetJob", { job_id: job.id });
-    // Whatever the stream first knew of the job, it then saw every later revision once, in order.
-    expect({ job: job.id, revisions }).toEqual({ job: job.id, revisions: range(revisions[0], Number(now.revision)) });
-  }
-  for (const job of createdAfter) {
-    expect(seen.get(job.id)?.[0]).toBe(1);
-  }
-  // A job still in the set at the end cannot have been missed: it was in the snapshot or changed since.
-  for (const job of jobs) {
-    const { job: now } = await client.call("GetJob", { job_id: job.id });
-    if (!["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"].includes(now.state)) expect(seen.has(job.id)).toBe(true);
+    if (revisions) expect({ job: job.id, revisions }).toEqual({ job: job.id, revisions: range(revisions[0], Number(now.revision)) });
+    else expect({ job: job.id, state: now.state }).toEqual({ job: job.id, state: expect.stringMatching(/^JOB_STATE_(COMPLETED|FAILED)$/) });
   }
 });
