@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
 import { type ServerProcess, spawnServer } from "../support/processes.js";
-import { eventsOf, pool, range, readToEnd, readUntil, revisionsOf } from "../support/watching.js";
+import { brief, drainToMarker, eventsOf, newJobMarkers, pool, range, readToEnd, readUntil, revisionsOf } from "../support/watching.js";
 
 const NO_POLLING = { WATCH_POLL_INTERVAL_MS: "60000" };
 
@@ -96,4 +96,7 @@ test("with changes made through both replicas, watchers on each see every revisi
     }
     for (const job of jobs) expect({ job: job.id, revisions: seen.get(job.id) }).toEqual({ job: job.id, revisions: [1, 2, 3, 4, 5] });
   }
+  // And nothing after them on either replica (one marker made through each): no duplicate was still on its way.
+  const rest = await drainToMarker(watchers, newJobMarkers(clients, { type: "JOB_TYPE_FORECAST", company_id: company }), 20_000);
+  expect(rest.map((messages) => messages.map(brief))).toEqual([[], []]);
 });

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import type * as grpc from "@grpc/grpc-js";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
-import { cancelStream, pool, range, readToEnd, readUntil, type Reader } from "../support/watching.js";
+import { cancelStream, drainToMarker, type Marker, pool, range, readToEnd, readUntil, type Reader } from "../support/watching.js";
 
 let server: TestServer;
 let client: JobsClient;
@@ -81,10 +81,10 @@ async function snapshotOf(r: Reader): Promise<Msg[]> {
 const key = (e: Msg) => `${e.job_id}:${e.revision}`;
 
 /** A matching change made after everything else: a new job, run by `executorId`. Its run is revision 2. */
-async function sentinelJob(companyId: string, executorId: string): Promise<string> {
+async function sentinelJob(companyId: string, executorId: string): Promise<Marker> {
   const job = await createJob(companyId);
   await run(job.id, executorId);
-  return job.id;
+  return { jobId: job.id, revision: "2" };
 }
 
 /**
@@ -93,18 +93,10 @@ async function sentinelJob(companyId: string, executorId: string): Promise<strin
  * messages of other kinds. The sentinels must match the stream's filter.
  */
 async function settle(r: Reader, companyId: string, executorId = "ex-1"): Promise<{ events: Msg[]; others: Msg[] }> {
-  const messages: Msg[] = [];
-  const sentinels = new Set<string>();
-  for (let i = 0; i < 2; i++) {
-    const sentinel = await sentinelJob(companyId, executorId);
-    sentinels.add(sentinel);
-    messages.push(
-      ...(await readUntil(r, (m) => m.kind === "event" && m.event.job_id === sentinel && m.event.revision === "2")),
-    );
-  }
+  const [messages] = await drainToMarker([r], () => sentinelJob(companyId, executorId));
   return {
-    events: messages.filter((m) => m.kind === "event" && !sentinels.has(m.event.job_id)).map((m) => m.event),
-    others: messages.filter((m) => m.kind !== "event" && m.kind !== "heartbeat"),
+    events: messages.filter((m) => m.kind === "event").map((m) => m.event),
+    others: messages.filter((m) => m.kind !== "event"),
   };
 }
 
