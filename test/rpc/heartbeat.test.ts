@@ -1,7 +1,7 @@
 // HeartbeatJob and RunJob's lease over the wire (SPEC §9): a heartbeat from
 // the current run extends the lease and changes nothing else; any other
 // heartbeat is STALE_ATTEMPT and tells the executor the job's state (an older
-// or newer attempt of the current executor: attempt-fencing.test.ts).
+// or newer attempt of the current executor: errors.test.ts, STALE_ATTEMPT).
 
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";

@@ -70,6 +70,24 @@ async function watchJobs(filter: Msg, token?: string | null): Promise<Reader> {
   return openWatchJobs(filter, token);
 }
 
+/** One job of `companyId` in each state: RUNNING and PENDING_CANCELLATION ones were run, the others not. */
+async function oneInEachState(companyId: string): Promise<Record<"pending" | "running" | "cancelling" | "completed" | "failed" | "cancelled", Msg>> {
+  const pending = await createJob(companyId);
+  const running = await createJob(companyId);
+  await run(running.id);
+  const cancelling = await createJob(companyId);
+  await run(cancelling.id);
+  await requestCancel(cancelling.id);
+  const completed = await createJob(companyId);
+  await complete(completed.id);
+  const failed = await createJob(companyId);
+  await fail(failed.id);
+  const cancelled = await createJob(companyId);
+  await requestCancel(cancelled.id);
+  await cancel(cancelled.id);
+  return { pending, running, cancelling, completed, failed, cancelled };
+}
+
 /** Reads up to and including `synced`; returns the snapshot jobs. Fails on anything else before it. */
 async function snapshotOf(r: Reader): Promise<Msg[]> {
   const messages = await readUntil(r, (m) => m.kind === "synced");
@@ -109,19 +127,7 @@ async function settledKeys(r: Reader, companyId: string, executorId?: string): P
 
 test("snapshot of every matching unfinished job, then synced, then live events including CREATED", async () => {
   const company = newCompany();
-  const pending = await createJob(company);
-  const running = await createJob(company);
-  await run(running.id);
-  const cancelling = await createJob(company);
-  await run(cancelling.id);
-  await requestCancel(cancelling.id);
-  const completed = await createJob(company);
-  await complete(completed.id);
-  const failed = await createJob(company);
-  await fail(failed.id);
-  const cancelled = await createJob(company);
-  await requestCancel(cancelled.id);
-  await cancel(cancelled.id);
+  const { pending, running, cancelling } = await oneInEachState(company);
   const elsewhere = await createJob(newCompany());
 
   const r = await watchJobs({ company_id: company });
@@ -320,22 +326,10 @@ test("opened while transitions race: exactly the unfinished jobs in the snapshot
   const company = newCompany();
   // Jobs settled before the stream opens and left alone until its snapshot is out: what the
   // stream shows of each is known exactly.
-  const pending = await createJob(company);
-  const running = await createJob(company);
-  await run(running.id);
+  const { pending, running, cancelling, completed, failed, cancelled } = await oneInEachState(company);
   const failing = await createJob(company);
   await run(failing.id);
-  const cancelling = await createJob(company);
-  await run(cancelling.id);
-  await requestCancel(cancelling.id);
-  const finished = await pool(range(1, 3), 3, async (i) => {
-    const job = await createJob(company);
-    await run(job.id);
-    if (i === 1) await complete(job.id);
-    else if (i === 2) await fail(job.id);
-    else await requestCancel(job.id).then(() => cancel(job.id));
-    return job;
-  });
+  const finished = [completed, failed, cancelled];
   // Jobs whose transitions race the stream's opening.
   const racers = await pool(range(1, 30), 10, () => createJob(company));
   let done = 0;
