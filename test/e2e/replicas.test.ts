@@ -115,7 +115,7 @@ test("a token revoked through replica A ends its watch streams on the spawned re
   await readUntil(watchJobs, (m) => m.kind === "synced");
 
   expect(await a.app.tokens.revoke(revoked.id)).toBe(true);
-  // SPEC §6: within 5 s on every replica; the margin covers B's check query.
+  // docs/contract.md §6 (tokens and scopes): within 5 s on every replica; the margin covers B's check query.
   const ends = await Promise.all([readToEnd(watchJob, 6_000), readToEnd(watchJobs, 6_000)]);
   expect(ends.map((end) => [end.messages.map(brief), end.error?.code, end.error?.errorInfo?.reason])).toEqual([
     [[], status.UNAUTHENTICATED, "INVALID_TOKEN"],

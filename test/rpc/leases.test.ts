@@ -1,4 +1,4 @@
-// Executor liveness (SPEC §9): leases, HeartbeatJob and the reaper, over the wire.
+// Executor liveness (docs/contract.md §9): leases, HeartbeatJob and the reaper, over the wire.
 //
 // Time is the test's to drive, so that no stall of a loaded machine can change
 // an outcome: leases are long (an hour), a lease runs out when the test moves

@@ -1,7 +1,7 @@
-// Retention (SPEC §10): with RETENTION_DAYS set, finished jobs older than that
+// Retention (docs/contract.md §10): with RETENTION_DAYS set, finished jobs older than that
 // are deleted with their events; everything else stays. A deleted job is gone
-// for every purpose: its request_id is free again, and watching it is
-// NOT_FOUND.
+// for every purpose: its request_id is free again, and a new WatchJob on it
+// is NOT_FOUND (a stream already open is another matter: see the last test).
 //
 // A job's age is set in the database (finished_at two days back); the sweep
 // runs every second, and the tests wait, with a bound, for the row to go.
