@@ -4,10 +4,11 @@
 // event can only arrive in time through LISTEN/NOTIFY.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
+import { status } from "@grpc/grpc-js";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
 import { type ServerProcess, spawnServer } from "../support/processes.js";
-import { eventsOf, pool, range, readToEnd, readUntil, revisionsOf } from "../support/watching.js";
+import { brief, drainToMarker, eventsOf, newJobMarkers, pool, range, readToEnd, readUntil, revisionsOf } from "../support/watching.js";
 
 const NO_POLLING = { WATCH_POLL_INTERVAL_MS: "60000" };
 
@@ -96,4 +97,32 @@ test("with changes made through both replicas, watchers on each see every revisi
     }
     for (const job of jobs) expect({ job: job.id, revisions: seen.get(job.id) }).toEqual({ job: job.id, revisions: [1, 2, 3, 4, 5] });
   }
+  // And nothing after them on either replica (one marker made through each): no duplicate was still on its way.
+  const rest = await drainToMarker(watchers, newJobMarkers(clients, { type: "JOB_TYPE_FORECAST", company_id: company }), 20_000);
+  expect(rest.map((messages) => messages.map(brief))).toEqual([[], []]);
+});
+
+test("a token revoked through replica A ends its watch streams on the spawned replica B (UNAUTHENTICATED) within 5 s; another token's stream goes on", async () => {
+  const revoked = await a.issueToken({ type: "service", name: "revoked-across-replicas" }, ["jobs:read"]);
+  const kept = await a.issueToken({ type: "service", name: "kept-across-replicas" }, ["jobs:read"]);
+  const job = await createJob(viaA, "4");
+  const watchJob = reader(viaB.stream("WatchJob", { job_id: job.id, after_revision: "0" }, revoked.secret));
+  const watchJobs = reader(viaB.stream("WatchJobs", { company_id: "4" }, revoked.secret));
+  const otherStream = viaB.stream("WatchJob", { job_id: job.id, after_revision: "0" }, kept.secret);
+  const other = reader(otherStream);
+  // Each stream is live on B: WatchJob has replayed CREATED, WatchJobs has sent its snapshot.
+  for (const r of [watchJob, other]) await readUntil(r, (m) => m.kind === "event");
+  await readUntil(watchJobs, (m) => m.kind === "synced");
+
+  expect(await a.app.tokens.revoke(revoked.id)).toBe(true);
+  // docs/contract.md §6 (tokens and scopes): within 5 s on every replica; the margin covers B's check query.
+  const ends = await Promise.all([readToEnd(watchJob, 6_000), readToEnd(watchJobs, 6_000)]);
+  expect(ends.map((end) => [end.messages.map(brief), end.error?.code, end.error?.errorInfo?.reason])).toEqual([
+    [[], status.UNAUTHENTICATED, "INVALID_TOKEN"],
+    [[], status.UNAUTHENTICATED, "INVALID_TOKEN"],
+  ]);
+  // The other token's stream on B outlived that check, and still delivers.
+  await viaA.call("RunJob", { job_id: job.id, executor_id: "after-revocation" });
+  expect(eventsOf(await readUntil(other, (m) => m.kind === "event", 10_000)).map((e) => e.to_state)).toEqual(["JOB_STATE_RUNNING"]);
+  otherStream.cancel();
 });

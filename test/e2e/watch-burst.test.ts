@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
-import { range, readUntil } from "../support/watching.js";
+import { brief, drainToMarker, newJobMarkers, range, readUntil } from "../support/watching.js";
 
 const BUFFER = 20;
 const JOBS = 100;
@@ -69,4 +69,7 @@ test(`a watcher that keeps reading gets a burst of ${JOBS} events committed in o
   // The burst really was one: the reaper's events share a transaction, and so its timestamp.
   const reapedAt = new Set(jobs.map((job) => JSON.stringify(seen.get(job.id)?.[2].occurred_at)));
   expect(reapedAt.size).toBe(1);
+  // And nothing after the burst: no event of it came twice.
+  const markers = newJobMarkers([client], { type: "JOB_TYPE_HEALTH_CHECK", company_id: company });
+  expect((await drainToMarker([watch], markers))[0].map(brief)).toEqual([]);
 });

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import pg from "pg";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
-import { eventsOf, eventually, readUntil } from "../support/watching.js";
+import { brief, drainToMarker, eventsOf, eventually, newJobMarkers, readUntil } from "../support/watching.js";
 
 let a: TestServer;
 let b: TestServer;
@@ -69,4 +69,7 @@ test("a change that waited on another replica's row lock reaches this replica's 
     ["2", "JOB_STATE_RUNNING"],
     ["3", "JOB_STATE_PENDING_CANCELLATION"],
   ]);
+  // And nothing after them (the markers go through B, which publishes its own commits at once).
+  const markers = newJobMarkers([viaB], { type: "JOB_TYPE_FORECAST", company_id: "7" });
+  expect((await drainToMarker([watch], markers))[0].map(brief)).toEqual([]);
 });

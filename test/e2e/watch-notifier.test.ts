@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
-import { eventually, followJob, pool, range, readUntil, revisionsOf } from "../support/watching.js";
+import { brief, drainToMarker, eventually, followJob, newJobMarkers, pool, range, readUntil, revisionsOf } from "../support/watching.js";
 
 const NO_POLLING = { WATCH_POLL_INTERVAL_MS: "60000" };
 
@@ -98,6 +98,9 @@ test("killing the LISTEN connections mid-stream loses no event and duplicates no
   }
   for (const job of jobs) expect({ job: job.id, revisions: seen.get(job.id) }).toEqual({ job: job.id, revisions: [2, 3, 4, 5] });
   expect(seen.get(late.id)).toEqual([1, 2, 3]);
+  // And nothing after them: no duplicate was still on its way.
+  const markers = newJobMarkers([viaA], { type: "JOB_TYPE_FORECAST", company_id: company });
+  expect((await drainToMarker([all], markers, 30_000))[0].map(brief)).toEqual([]);
   // The notifier did reconnect (the kills hit it), and both replicas listen again.
   expect(b.app.notifier.stats.reconnects).toBeGreaterThan(reconnectsBefore);
   await eventually(async () => {

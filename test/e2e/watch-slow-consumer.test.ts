@@ -14,7 +14,7 @@
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
-import { followJob, pool, range, readToEnd, readUntil, streamOnOwnConnection } from "../support/watching.js";
+import { brief, drainToMarker, followJob, pool, range, readToEnd, readUntil, streamOnOwnConnection } from "../support/watching.js";
 
 const JOBS = 1000; // two events each (CREATED, COMPLETED): 2,000 events
 // Events of about 1 KB, so that flow-control windows and client buffers hold a few hundred of
@@ -74,6 +74,14 @@ test("a stalled stream is cut off with WATCH_LAGGING while others get everything
   for (const f of followed) expect(f.events.map((e) => e.to_state)).toEqual(["JOB_STATE_PENDING", "JOB_STATE_COMPLETED"]);
   await fastDone;
   for (const job of jobs) expect(fastSeen.get(job.id)).toEqual([1, 2]);
+  // And nothing after them on the fast stream: no duplicate was still on its way. (The markers are
+  // finished jobs, so that the fresh snapshot at the end stays empty.)
+  const finishedJob = async () => {
+    const { job } = await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: company });
+    await client.call("CompleteJob", { job_id: job.id, result: { health_check: { healthy: true } } });
+    return { jobId: job.id as string, revision: "2" };
+  };
+  expect((await drainToMarker([fast], finishedJob))[0].map(brief)).toEqual([]);
 
   // The stalled stream, read again: what was buffered before it fell behind, then WATCH_LAGGING.
   slowStream.resume();
@@ -84,6 +92,7 @@ test("a stalled stream is cut off with WATCH_LAGGING while others get everything
   for (const m of end.messages) if (m.kind === "event") record(slowSeen, m.event);
   const delivered = [...slowSeen.values()].reduce((n, revs) => n + revs.length, 0);
   expect(delivered).toBeLessThan(JOBS * 2); // it really was cut off
+  expect(delivered).toBeGreaterThan(0); // after sending what it had buffered: the checks below are not over nothing
   // A prefix of what was published: per job, nothing, CREATED, or both, in order.
   for (const revisions of slowSeen.values()) expect([[1], [1, 2]]).toContainEqual(revisions);
 

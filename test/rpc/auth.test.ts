@@ -354,6 +354,8 @@ describe("revoking a token", () => {
 
       const error = await failure(replicaClient, "GetJob", { job_id: sentinelJobId }, bearer(token.secret));
       expectErrorInfo(error, "INVALID_TOKEN", "GetJob");
+      // The replica logged the calls made with the token (trace level), and not the token.
+      expect(replica.logs.filter((line) => JSON.parse(line).msg === "rpc").length).toBeGreaterThan(0);
       expect(replica.logs.join("\n")).not.toContain(token.secret);
     } finally {
       replicaClient.close();

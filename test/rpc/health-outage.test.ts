@@ -15,6 +15,9 @@ import { type HealthClient, healthClient } from "../support/health-client.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
 import { type OwnPostgres, startOwnPostgres } from "../support/own-postgres.js";
 
+/** Long enough that a reaper without it would have reaped well before (within about two seconds of the restart). */
+const GRACE_SECONDS = 5;
+
 let postgres: OwnPostgres;
 let server: TestServer | null = null;
 let client: JobsClient;
@@ -24,7 +27,7 @@ beforeAll(async () => {
   postgres = await startOwnPostgres();
   server = await startServer({
     databaseUrl: postgres.url,
-    env: { DB_ACQUIRE_TIMEOUT_MS: "1000", REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "4" },
+    env: { DB_ACQUIRE_TIMEOUT_MS: "1000", REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: String(GRACE_SECONDS) },
   });
   client = jobsClient(server.address, server.tokens.service);
   health = healthClient(server.address);
@@ -122,15 +125,22 @@ test("after the database returns, the reaper waits REAPER_GRACE_SECONDS before f
   await postgres.stop();
   expect(await eventually(async () => (await health.checkOutcome("")) === "NOT_SERVING", 6_000, 100)).toBe(true);
   await postgres.start();
-  expect(await eventually(async () => (await health.checkOutcome("")) === "SERVING", 20_000, 100)).toBe(true);
-
-  // The lease ran out while the executor could not reach us: it deserves a chance to heartbeat.
-  await sql(postgres.url, "update jobs set lease_expires_at = now() - interval '1 second' where id = $1", [job.id]);
-  // Well inside the 4 s grace (several reaper ticks of 1 s), the job is still RUNNING…
-  await new Promise((r) => setTimeout(r, 1500));
-  expect((await client.call("GetJob", { job_id: job.id })).job.state).toBe("JOB_STATE_RUNNING");
-  // …and after it, the reaper fails it.
+  // The lease runs out the moment the database is back (the executor could not reach us): it
+  // deserves a chance to heartbeat. The server cannot have seen the database back before it started.
+  const [{ started }] = await sql<{ started: string }>(
+    postgres.url,
+    `update jobs set lease_expires_at = now() - interval '1 second' where id = $1
+     returning (extract(epoch from pg_postmaster_start_time()) * 1e6)::bigint::text as started`,
+    [job.id],
+  );
+  // The reaper fails it in the end (it ticks every second)…
   expect(
-    await eventually(async () => (await client.call("GetJob", { job_id: job.id })).job.state === "JOB_STATE_FAILED", 15_000, 200),
+    await eventually(async () => (await client.call("GetJob", { job_id: job.id })).job.state === "JOB_STATE_FAILED", 20_000, 200),
   ).toBe(true);
+  // …but not before the grace had passed, by the database's clock: stalls here can only make it later.
+  const { events } = await client.call("ListJobEvents", { job_id: job.id });
+  const reaped = events.at(-1);
+  expect(reaped.actor.name).toBe("reaper");
+  const reapedAt = BigInt(reaped.occurred_at.seconds) * 1_000_000n + BigInt(Math.floor(reaped.occurred_at.nanos / 1000));
+  expect(reapedAt - BigInt(started)).toBeGreaterThanOrEqual(BigInt(GRACE_SECONDS) * 1_000_000n);
 });

@@ -1,15 +1,26 @@
-// Executor liveness (SPEC §9): leases, HeartbeatJob and the reaper, over the wire.
+// Executor liveness (docs/contract.md §9): leases, HeartbeatJob and the reaper, over the wire.
+//
+// Time is the test's to drive, so that no stall of a loaded machine can change
+// an outcome: leases are long (an hour), a lease runs out when the test moves
+// lease_expires_at in the database (the reaper compares it with the database's
+// clock), and the file's server never reaps by itself (its interval is an
+// hour): the test runs a reaper pass (`reaper.tick()`) when it wants one. The
+// last two tests let replicas reap on their own timers and wait for the
+// effect, with a bound.
 
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
 import { spawnServer } from "../support/processes.js";
+import { eventually } from "../support/watching.js";
+
+const HOUR = 3600;
 
 let server: TestServer;
 let client: JobsClient;
 
 beforeAll(async () => {
-  server = await startServer({ env: { REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "0" } });
+  server = await startServer({ env: { REAPER_INTERVAL_SECONDS: String(HOUR), REAPER_GRACE_SECONDS: "0" } });
   client = jobsClient(server.address, server.tokens.service);
 });
 afterAll(async () => {
@@ -17,33 +28,38 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function runningJob(executorId: string, leaseSeconds: number): Promise<Msg> {
+async function runningJob(executorId: string, leaseSeconds = HOUR): Promise<Msg> {
   const { job } = await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" });
   const run = await client.call("RunJob", { job_id: job.id, executor_id: executorId, lease_seconds: leaseSeconds });
   return run.job;
 }
 
-async function waitForState(jobId: string, state: string, timeoutMs = 15_000): Promise<Msg> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { job } = await client.call("GetJob", { job_id: jobId });
-    if (job.state === state) return job;
-    if (Date.now() > deadline) throw new Error(`job ${jobId} is still ${job.state}, expected ${state}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const getJob = async (jobId: string): Promise<Msg> => (await client.call("GetJob", { job_id: jobId })).job;
 
-const seconds = (ts: Msg) => Number(ts.seconds) + ts.nanos / 1e9;
+/** Moves the job's lease `seconds` earlier, as if that much time had passed for it. */
+const age = (jobId: string, seconds: number) =>
+  sql(server.databaseUrl, "update jobs set lease_expires_at = lease_expires_at - make_interval(secs => $2) where id = $1", [jobId, seconds]);
+
+/** Lets the job's lease run out now (by the database's clock). */
+const expire = (jobId: string) => sql(server.databaseUrl, "update jobs set lease_expires_at = now() - interval '1 second' where id = $1", [jobId]);
+
+/** One reaper pass on the file's server. */
+const reap = () => server.app.reaper.tick();
+
+/** The database's clock, in microseconds. */
+const databaseNow = async () => BigInt((await sql<{ now: string }>(server.databaseUrl, "select (extract(epoch from now()) * 1e6)::bigint::text as now"))[0].now);
+const micros = (ts: Msg) => BigInt(ts.seconds) * 1_000_000n + BigInt(Math.floor(ts.nanos / 1000));
 
 describe("RunJob lease", () => {
-  test("sets lease_seconds and lease_expires_at from the database clock", async () => {
+  test("sets lease_seconds, and lease_expires_at that many seconds after the start, from the database clock", async () => {
+    const before = await databaseNow();
     const job = await runningJob("ex-lease", 30);
+    const after = await databaseNow();
     expect(job.lease_seconds).toBe(30);
-    const [{ now }] = await sql<{ now: number }>(server.databaseUrl, "select extract(epoch from now())::float8 as now");
-    const expires = seconds(job.lease_expires_at);
-    // The lease runs from the transition's own transaction time, which is just before `now` here.
-    expect(expires).toBeGreaterThan(now + 25);
-    expect(expires).toBeLessThanOrEqual(now + 30);
+    expect(micros(job.lease_expires_at) - micros(job.started_at)).toBe(30_000_000n);
+    // The start is the transition's transaction time: between two readings of the database's clock.
+    expect(micros(job.started_at)).toBeGreaterThanOrEqual(before);
+    expect(micros(job.started_at)).toBeLessThanOrEqual(after);
   });
 
   test("lease_seconds 0 means LEASE_DEFAULT_SECONDS (60)", async () => {
@@ -63,9 +79,11 @@ describe("RunJob lease", () => {
 });
 
 describe("the reaper", () => {
-  test("fails a RUNNING job whose executor stopped heartbeating, and a watcher sees it", async () => {
-    const job = await runningJob("ex-silent", 1);
+  test("fails a RUNNING job whose lease ran out, and a watcher sees it", async () => {
+    const job = await runningJob("ex-silent");
     const watch = reader(client.stream("WatchJob", { job_id: job.id, after_revision: job.revision }));
+    await expire(job.id);
+    expect(await reap()).toBeGreaterThanOrEqual(1);
     const message = await watch.next(15_000);
     expect(message?.event.type).toBe("JOB_EVENT_TYPE_FAILED");
     expect(message?.event.to_state).toBe("JOB_STATE_FAILED");
@@ -79,22 +97,35 @@ describe("the reaper", () => {
     expect(await watch.next()).toBeNull();
   });
 
-  test("heartbeats keep a job RUNNING past its lease span", async () => {
-    const job = await runningJob("ex-alive", 1);
-    for (let i = 0; i < 12; i++) {
-      await new Promise((r) => setTimeout(r, 250));
+  test("heartbeats keep a job RUNNING past its lease span; once they stop, it is reaped", async () => {
+    // A 60 s lease that ages 40 s between heartbeats: three rounds are twice its span.
+    const job = await runningJob("ex-alive", 60);
+    for (let round = 0; round < 3; round++) {
+      await age(job.id, 40);
       const beat = await client.call("HeartbeatJob", { job_id: job.id, executor_id: "ex-alive", attempt: job.attempt });
       expect(beat.job.state).toBe("JOB_STATE_RUNNING");
+      await reap();
+      expect(await getJob(job.id)).toMatchObject({ state: "JOB_STATE_RUNNING", revision: job.revision });
     }
-    const { job: after } = await client.call("GetJob", { job_id: job.id });
-    expect(after.state).toBe("JOB_STATE_RUNNING");
-    expect(after.revision).toBe(job.revision);
+    // No heartbeat: 40 s, still within the span…
+    await age(job.id, 40);
+    await reap();
+    expect((await getJob(job.id)).state).toBe("JOB_STATE_RUNNING");
+    // …and 40 s more, past it.
+    await age(job.id, 40);
+    await reap();
+    const reaped = await getJob(job.id);
+    expect(reaped.state).toBe("JOB_STATE_FAILED");
+    expect(reaped.failures.at(-1).message).toMatch(/lease expired/);
   });
 
-  test("cancels a PENDING_CANCELLATION job whose lease expired", async () => {
-    const job = await runningJob("ex-cancel", 1);
+  test("cancels a PENDING_CANCELLATION job whose lease ran out", async () => {
+    const job = await runningJob("ex-cancel");
     await client.call("RequestJobCancellation", { job_id: job.id, reason: "not needed" });
-    const cancelled = await waitForState(job.id, "JOB_STATE_CANCELLED");
+    await expire(job.id);
+    await reap();
+    const cancelled = await getJob(job.id);
+    expect(cancelled.state).toBe("JOB_STATE_CANCELLED");
     const { events } = await client.call("ListJobEvents", { job_id: job.id });
     const last = events.at(-1);
     expect(last.type).toBe("JOB_EVENT_TYPE_CANCELLED");
@@ -103,14 +134,16 @@ describe("the reaper", () => {
   });
 
   test("a stale executor is told STALE_ATTEMPT after a re-run, and its late reports change nothing", async () => {
-    const job = await runningJob("ex-old", 1);
-    await waitForState(job.id, "JOB_STATE_FAILED");
+    const job = await runningJob("ex-old");
+    await expire(job.id);
+    await reap();
+    expect((await getJob(job.id)).state).toBe("JOB_STATE_FAILED");
     const rerun = await client.call("RunJob", { job_id: job.id, executor_id: "ex-new", lease_seconds: 60 });
     expect(rerun.changed).toBe(true);
     expect(rerun.job.attempt).toBe("2");
     expect(rerun.job.finished_at).toBeNull();
 
-    const before = (await client.call("GetJob", { job_id: job.id })).job;
+    const before = await getJob(job.id);
     const stale = [
       await client.fail("HeartbeatJob", { job_id: job.id, executor_id: "ex-old", attempt: "1" }),
       await client.fail("CompleteJob", { job_id: job.id, result: { health_check: { healthy: true } }, attempt: "1" }),
@@ -121,23 +154,32 @@ describe("the reaper", () => {
       expect(error.errorInfo?.reason).toBe("STALE_ATTEMPT");
       expect(error.errorInfo?.metadata.state).toBe("JOB_STATE_RUNNING");
     }
-    const after = (await client.call("GetJob", { job_id: job.id })).job;
-    expect(after).toEqual(before);
+    expect(await getJob(job.id)).toEqual(before);
   });
 
-  test("leases live in the database: a job expired while no server ran is reaped by the next one", async () => {
-    const job = await runningJob("ex-restart", 3600);
-    const other = await startServer({
-      databaseUrl: server.databaseUrl,
-      env: { REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "0" },
-    });
+  test("leases live in the database: a job whose lease ran out while no server ran is reaped by the next one", async () => {
+    const first = await startServer({ env: { REAPER_INTERVAL_SECONDS: String(HOUR) } });
+    const firstClient = jobsClient(first.address, first.tokens.service);
+    let job: Msg;
     try {
-      // Lapse the lease as if time had passed while servers were down.
-      await sql(server.databaseUrl, "update jobs set lease_expires_at = now() - interval '1 second' where id = $1", [job.id]);
-      const failed = await waitForState(job.id, "JOB_STATE_FAILED");
-      expect(failed.failures.at(-1).message).toMatch(/lease expired/);
+      ({ job } = await firstClient.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" }));
+      await firstClient.call("RunJob", { job_id: job.id, executor_id: "ex-restart", lease_seconds: HOUR });
     } finally {
-      await other.stop();
+      firstClient.close();
+      await first.stop();
+    }
+    // No server runs: the lease runs out meanwhile.
+    await sql(first.databaseUrl, "update jobs set lease_expires_at = now() - interval '1 second' where id = $1", [job.id]);
+    const next = await startServer({ databaseUrl: first.databaseUrl, env: { REAPER_INTERVAL_SECONDS: "1", REAPER_GRACE_SECONDS: "0" } });
+    const nextClient = jobsClient(next.address, next.tokens.service);
+    try {
+      let now: Msg = job;
+      await eventually(async () => (now = (await nextClient.call("GetJob", { job_id: job.id })).job).state === "JOB_STATE_FAILED", "the next server to reap the job");
+      expect(now.failures.at(-1).message).toMatch(/lease expired/);
+      expect(now.revision).toBe("3");
+    } finally {
+      nextClient.close();
+      await next.stop();
     }
   });
 });
@@ -157,13 +199,10 @@ describe("two replicas reaping one batch", () => {
         ids.push(job.id);
       }
       await sql(a.databaseUrl, "update jobs set lease_expires_at = now() - interval '1 second' where id = any($1::uuid[])", [ids]);
-      const deadline = Date.now() + 20_000;
-      for (;;) {
+      await eventually(async () => {
         const [{ n }] = await sql<{ n: string }>(a.databaseUrl, "select count(*) as n from jobs where state = 'FAILED' and id = any($1::uuid[])", [ids]);
-        if (Number(n) === ids.length) break;
-        if (Date.now() > deadline) throw new Error(`only ${n} of ${ids.length} jobs reaped`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+        return Number(n) === ids.length;
+      }, "both replicas to reap every job", 20_000);
       const rows = await sql<{ job_id: string; reaps: string; revisions: number[] }>(
         a.databaseUrl,
         `select job_id, count(*) filter (where actor->>'name' = 'reaper') as reaps, array_agg(revision order by revision) as revisions

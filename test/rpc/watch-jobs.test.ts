@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import type * as grpc from "@grpc/grpc-js";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
-import { cancelStream, pool, range, readToEnd, readUntil, type Reader } from "../support/watching.js";
+import { cancelStream, drainToMarker, type Marker, pool, range, readToEnd, readUntil, type Reader } from "../support/watching.js";
 
 let server: TestServer;
 let client: JobsClient;
@@ -70,6 +70,24 @@ async function watchJobs(filter: Msg, token?: string | null): Promise<Reader> {
   return openWatchJobs(filter, token);
 }
 
+/** One job of `companyId` in each state: RUNNING and PENDING_CANCELLATION ones were run, the others not. */
+async function oneInEachState(companyId: string): Promise<Record<"pending" | "running" | "cancelling" | "completed" | "failed" | "cancelled", Msg>> {
+  const pending = await createJob(companyId);
+  const running = await createJob(companyId);
+  await run(running.id);
+  const cancelling = await createJob(companyId);
+  await run(cancelling.id);
+  await requestCancel(cancelling.id);
+  const completed = await createJob(companyId);
+  await complete(completed.id);
+  const failed = await createJob(companyId);
+  await fail(failed.id);
+  const cancelled = await createJob(companyId);
+  await requestCancel(cancelled.id);
+  await cancel(cancelled.id);
+  return { pending, running, cancelling, completed, failed, cancelled };
+}
+
 /** Reads up to and including `synced`; returns the snapshot jobs. Fails on anything else before it. */
 async function snapshotOf(r: Reader): Promise<Msg[]> {
   const messages = await readUntil(r, (m) => m.kind === "synced");
@@ -81,10 +99,10 @@ async function snapshotOf(r: Reader): Promise<Msg[]> {
 const key = (e: Msg) => `${e.job_id}:${e.revision}`;
 
 /** A matching change made after everything else: a new job, run by `executorId`. Its run is revision 2. */
-async function sentinelJob(companyId: string, executorId: string): Promise<string> {
+async function sentinelJob(companyId: string, executorId: string): Promise<Marker> {
   const job = await createJob(companyId);
   await run(job.id, executorId);
-  return job.id;
+  return { jobId: job.id, revision: "2" };
 }
 
 /**
@@ -93,18 +111,10 @@ async function sentinelJob(companyId: string, executorId: string): Promise<strin
  * messages of other kinds. The sentinels must match the stream's filter.
  */
 async function settle(r: Reader, companyId: string, executorId = "ex-1"): Promise<{ events: Msg[]; others: Msg[] }> {
-  const messages: Msg[] = [];
-  const sentinels = new Set<string>();
-  for (let i = 0; i < 2; i++) {
-    const sentinel = await sentinelJob(companyId, executorId);
-    sentinels.add(sentinel);
-    messages.push(
-      ...(await readUntil(r, (m) => m.kind === "event" && m.event.job_id === sentinel && m.event.revision === "2")),
-    );
-  }
+  const [messages] = await drainToMarker([r], () => sentinelJob(companyId, executorId));
   return {
-    events: messages.filter((m) => m.kind === "event" && !sentinels.has(m.event.job_id)).map((m) => m.event),
-    others: messages.filter((m) => m.kind !== "event" && m.kind !== "heartbeat"),
+    events: messages.filter((m) => m.kind === "event").map((m) => m.event),
+    others: messages.filter((m) => m.kind !== "event"),
   };
 }
 
@@ -117,19 +127,7 @@ async function settledKeys(r: Reader, companyId: string, executorId?: string): P
 
 test("snapshot of every matching unfinished job, then synced, then live events including CREATED", async () => {
   const company = newCompany();
-  const pending = await createJob(company);
-  const running = await createJob(company);
-  await run(running.id);
-  const cancelling = await createJob(company);
-  await run(cancelling.id);
-  await requestCancel(cancelling.id);
-  const completed = await createJob(company);
-  await complete(completed.id);
-  const failed = await createJob(company);
-  await fail(failed.id);
-  const cancelled = await createJob(company);
-  await requestCancel(cancelled.id);
-  await cancel(cancelled.id);
+  const { pending, running, cancelling } = await oneInEachState(company);
   const elsewhere = await createJob(newCompany());
 
   const r = await watchJobs({ company_id: company });
@@ -324,11 +322,18 @@ test("a reconnecting executor gets a fresh snapshot that includes a cancellation
   expect(await snapshotOf(await watchJobs(filter))).toEqual([]);
 });
 
-test("opened while transitions race: per job, snapshot then events with no gap and no duplicate", async () => {
+test("opened while transitions race: exactly the unfinished jobs in the snapshot, then every later revision of each, once, in order", async () => {
   const company = newCompany();
-  const jobs = await pool(range(1, 30), 10, () => createJob(company));
+  // Jobs settled before the stream opens and left alone until its snapshot is out: what the
+  // stream shows of each is known exactly.
+  const { pending, running, cancelling, completed, failed, cancelled } = await oneInEachState(company);
+  const failing = await createJob(company);
+  await run(failing.id);
+  const finished = [completed, failed, cancelled];
+  // Jobs whose transitions race the stream's opening.
+  const racers = await pool(range(1, 30), 10, () => createJob(company));
   let done = 0;
-  const racing = pool(jobs, 8, async (job, i) => {
+  const racing = pool(racers, 8, async (job, i) => {
     await run(job.id, `ex-${i % 3}`);
     if (i % 4 === 0) await fail(job.id);
     else if (i % 4 === 1) await requestCancel(job.id);
@@ -338,27 +343,40 @@ test("opened while transitions race: per job, snapshot then events with no gap a
   while (done < 8) await new Promise((r) => setTimeout(r, 2));
   const r = await watchJobs({ company_id: company });
   const snapshot = await snapshotOf(r);
+  // After the snapshot: the settled unfinished jobs move on (the RUNNING one completes), and new jobs come.
+  await run(pending.id, "ex-late");
+  await complete(running.id);
+  await fail(failing.id);
+  await cancel(cancelling.id);
   const createdAfter = await pool(range(1, 5), 5, () => createJob(company));
   await racing;
   const { events } = await settle(r, company);
+
   const seen = new Map<string, number[]>();
   for (const job of snapshot) seen.set(job.id, [Number(job.revision)]);
-  for (const event of events) {
-    seen.set(event.job_id, [...(seen.get(event.job_id) ?? []), Number(event.revision)]);
-  }
-  for (const job of [...jobs, ...createdAfter]) {
+  for (const event of events) seen.set(event.job_id, [...(seen.get(event.job_id) ?? []), Number(event.revision)]);
+  const inSnapshot = new Set(snapshot.map((job) => job.id));
+  const shown = (job: Msg) => ({ job: job.id, inSnapshot: inSnapshot.has(job.id), revisions: seen.get(job.id) ?? [] });
+
+  // Nothing of another job.
+  const ours = new Set([pending, running, failing, cancelling, ...finished, ...racers, ...createdAfter].map((job) => job.id));
+  expect([...seen.keys()].filter((id) => !ours.has(id))).toEqual([]);
+  // The settled jobs, exactly: each unfinished one from its snapshot on, no finished one at all.
+  expect([pending, running, failing, cancelling, ...finished].map(shown)).toEqual([
+    { job: pending.id, inSnapshot: true, revisions: [1, 2] },
+    { job: running.id, inSnapshot: true, revisions: [2, 3] },
+    { job: failing.id, inSnapshot: true, revisions: [2, 3] },
+    { job: cancelling.id, inSnapshot: true, revisions: [3, 4] },
+    ...finished.map((job) => ({ job: job.id, inSnapshot: false, revisions: [] })),
+  ]);
+  // Jobs created after the snapshot: their whole history, live.
+  expect(createdAfter.map(shown)).toEqual(createdAfter.map((job) => ({ job: job.id, inSnapshot: false, revisions: [1] })));
+  // The racers: whatever the stream first knew of one, it then saw every later revision once, in
+  // order; and one still unfinished at the end cannot have been missed.
+  for (const job of racers) {
+    const { job: now } = await client.call("GetJob", { job_id: job.id });
     const revisions = seen.get(job.id);
-    if (!revisions) continue; // finished before the stream started
-    const { job: now } = await client.call("GetJob", { job_id: job.id });
-    // Whatever the stream first knew of the job, it then saw every later revision once, in order.
-    expect({ job: job.id, revisions }).toEqual({ job: job.id, revisions: range(revisions[0], Number(now.revision)) });
-  }
-  for (const job of createdAfter) {
-    expect(seen.get(job.id)?.[0]).toBe(1);
-  }
-  // A job still in the set at the end cannot have been missed: it was in the snapshot or changed since.
-  for (const job of jobs) {
-    const { job: now } = await client.call("GetJob", { job_id: job.id });
-    if (!["JOB_STATE_COMPLETED", "JOB_STATE_FAILED"].includes(now.state)) expect(seen.has(job.id)).toBe(true);
+    if (revisions) expect({ job: job.id, revisions }).toEqual({ job: job.id, revisions: range(revisions[0], Number(now.revision)) });
+    else expect({ job: job.id, state: now.state }).toEqual({ job: job.id, state: expect.stringMatching(/^JOB_STATE_(COMPLETED|FAILED)$/) });
   }
 });

@@ -1,6 +1,7 @@
 // Helpers for tests about watch streams (SPEC §5): reading a stream to its
 // end, following one job's whole history across the stream ends the spec
-// prescribes, and running many calls with bounded concurrency.
+// prescribes, reading a live stream up to a marker (to tell that nothing more
+// is on its way), and running many calls with bounded concurrency.
 
 import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -46,6 +47,41 @@ export async function readUntil(r: Reader, done: (m: Msg) => boolean, timeoutMs 
   }
 }
 
+/** Names one event a stream must show: a change made to mark a point in it. */
+export interface Marker {
+  readonly jobId: string;
+  readonly revision: string;
+}
+
+/**
+ * Reads live WatchJobs streams until each has delivered everything published
+ * before this call, so that a test can tell "these events, and nothing
+ * more" (no duplicate on its way, nothing stray) without sleeping: `mark`
+ * makes a change every stream must show, and each is read up to it; then a
+ * second one. The second is committed after the first arrived, and a stream
+ * sends what its process published in order, so whatever came out with or
+ * before the first (a late duplicate included) arrives before the second.
+ * Returns, per stream, the messages read before the markers, without
+ * heartbeats and without the marker jobs' events.
+ */
+export async function drainToMarker(readers: readonly Reader[], mark: () => Promise<Marker>, timeoutMs = 15_000): Promise<Msg[][]> {
+  const messages = readers.map((): Msg[] => []);
+  const markerJobs = new Set<string>();
+  for (let i = 0; i < 2; i++) {
+    const marker = await mark();
+    markerJobs.add(marker.jobId);
+    const isMarker = (m: Msg) => m.kind === "event" && m.event.job_id === marker.jobId && m.event.revision === marker.revision;
+    await Promise.all(readers.map(async (r, n) => messages[n].push(...(await readUntil(r, isMarker, timeoutMs)))));
+  }
+  return messages.map((list) => list.filter((m) => m.kind !== "heartbeat" && !(m.kind === "event" && markerJobs.has(m.event.job_id))));
+}
+
+/** Markers for drainToMarker: a new job (its CREATED event), made through each of `clients` in turn. */
+export function newJobMarkers(clients: readonly JobsClient[], request: Msg): () => Promise<Marker> {
+  let made = 0;
+  return async () => ({ jobId: (await clients[made++ % clients.length].call("CreateJob", request)).job.id, revision: "1" });
+}
+
 /** The JobEvents among WatchJob/WatchJobs messages, in arrival order. */
 export function eventsOf(messages: Msg[]): Msg[] {
   return messages.filter((m) => m.kind === "event").map((m) => m.event);
@@ -60,10 +96,13 @@ export function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from + 1) }, (_, i) => from + i);
 }
 
+/** One message in a few words, for failure messages: `ev 1a2b3c4d r3 JOB_STATE_FAILED`, or its kind. */
+export function brief(m: Msg): string {
+  return m.kind === "event" ? `ev ${m.event.job_id?.slice(0, 8)} r${m.event.revision} ${m.event.to_state}` : m.kind;
+}
+
 export function describe(messages: Msg[]): string {
-  return JSON.stringify(
-    messages.map((m) => (m.kind === "event" ? `ev ${m.event.job_id?.slice(0, 8)} r${m.event.revision} ${m.event.to_state}` : m.kind)),
-  );
+  return JSON.stringify(messages.map(brief));
 }
 
 export interface Followed {
