@@ -138,6 +138,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     await notifier.start();
     cleanups.unshift(() => notifier.stop());
     const logDebug = log.enabled("debug");
+    const shares = poolShares(config);
     const store = new JobStore(
       orm,
       (committed) => {
@@ -159,6 +160,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       {
         batchMaxCalls: config.writeBatchMaxCalls,
         batchesInFlight: config.writeBatchesInFlight,
+        readSlots: shares.reads,
         maxQueueMs: config.dbAcquireTimeoutMs,
         onBatch: ({ calls, ms, outcome, alone, error }) => {
           metrics.writeBatch(calls, ms / 1000, outcome);
@@ -169,9 +171,10 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       },
     );
     metrics.writeQueue(() => store.writeQueue);
+    metrics.laneWaiting(() => ({ reads: store.readsWaiting, token_lookups: tokens.waiting }));
     metrics.watchStreams(() => ({ WatchJob: hub.size - hub.filteredSize, WatchJobs: hub.filteredSize }));
     metrics.databaseUp(() => probe.state === "up");
-    const tokens = new TokenStore(orm);
+    const tokens = new TokenStore(orm, shares.tokenLookups, config.dbAcquireTimeoutMs);
     // Streams re-check their tokens as often as calls' lookups expire (at least every second).
     const streamTokens = new StreamTokens(tokens, Math.max(1, config.tokenCacheSeconds) * 1000, log);
     cleanups.unshift(async () => streamTokens.stop());
@@ -317,6 +320,17 @@ async function prepareSchema(databaseUrl: string, config: Config, apply: boolean
   } finally {
     await orm.close(true);
   }
+}
+
+/**
+ * How the pool's connections are shared: the batched writer's transactions,
+ * token lookups, the notifier's feed reads, and every other read. The shares
+ * add up to the pool, so no kind of work can take every connection.
+ */
+function poolShares(config: Config): { reads: number; tokenLookups: number } {
+  const tokenLookups = Math.max(1, Math.floor(config.dbPoolSize / 8));
+  const notifier = 1;
+  return { tokenLookups, reads: Math.max(1, config.dbPoolSize - config.writeBatchesInFlight - tokenLookups - notifier) };
 }
 
 function describeError(error: unknown): string {

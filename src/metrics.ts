@@ -124,6 +124,19 @@ export class Metrics {
     });
   }
 
+  /** Calls waiting for their share of the connection pool, by share, read at scrape time. */
+  laneWaiting(read: () => Record<"reads" | "token_lookups", number>): void {
+    new Gauge({
+      name: "jobs_db_share_waiting",
+      help: "Calls waiting for a connection in their share of the pool (reads, token_lookups); past DB_ACQUIRE_TIMEOUT_MS they are shed as UNAVAILABLE OVERLOADED.",
+      labelNames: ["share"] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [share, waiting] of Object.entries(read())) this.set({ share }, waiting);
+      },
+    });
+  }
+
   /** One finished RPC. */
   rpc(method: string, code: string, seconds: number): void {
     const series = this.rpcSeries.get(method, code);

@@ -7,6 +7,8 @@
 // the batch that holds an earlier one, rather than racing it to the row lock
 // on another connection.
 
+import { DeadlineQueue } from "./deadline-queue.js";
+
 /** A call's answer, or why it has none. */
 export type Settled<R> = { readonly ok: true; readonly value: R } | { readonly ok: false; readonly error: unknown };
 
@@ -48,17 +50,21 @@ interface Waiting<C, R> {
 }
 
 export class Batcher<C, R> {
-  private queue: Waiting<C, R>[] = [];
+  private readonly queue: DeadlineQueue<Waiting<C, R>>;
   private inFlight = 0;
   /** Keys of the calls in the batches being written, with how many of those calls each. */
   private readonly busy = new Map<string, number>();
   private dispatchScheduled = false;
-  private queueTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly write: WriteBatch<C, R>,
     private readonly options: BatcherOptions<C>,
-  ) {}
+  ) {
+    this.queue = new DeadlineQueue<Waiting<C, R>>(options.maxQueueMs, (expired) => {
+      const error = options.queueTimeout();
+      for (const waiting of expired) waiting.reject(error);
+    });
+  }
 
   submit(call: C): Promise<R> {
     return new Promise<R>((resolve, reject) => {
@@ -80,10 +86,7 @@ export class Batcher<C, R> {
   // Dispatching at the end of this turn of the event loop lets calls that
   // arrived on the same turn (several connections' reads) share a batch.
   private scheduleDispatch(): void {
-    if (this.dispatchScheduled || this.inFlight >= this.options.maxInFlight) {
-      this.armQueueTimer();
-      return;
-    }
+    if (this.dispatchScheduled || this.inFlight >= this.options.maxInFlight) return;
     this.dispatchScheduled = true;
     setImmediate(this.dispatch);
   }
@@ -95,27 +98,23 @@ export class Batcher<C, R> {
       if (taken.length === 0) break;
       void this.run(taken);
     }
-    this.armQueueTimer();
   };
 
   /** The next batch: waiting calls in arrival order, but none behind a call with its key that must wait. */
   private take(): Waiting<C, R>[] {
-    const taken: Waiting<C, R>[] = [];
-    const left: Waiting<C, R>[] = [];
+    let taken = 0;
     const held = new Set<string>();
-    for (const waiting of this.queue) {
-      const { key } = waiting;
+    const batch = this.queue.remove(({ key }) => {
       const free = key === null || (!this.busy.has(key) && !held.has(key));
-      if (free && taken.length < this.options.maxCalls) {
-        taken.push(waiting);
-      } else {
-        left.push(waiting);
-        if (key !== null) held.add(key);
+      if (free && taken < this.options.maxCalls) {
+        taken++;
+        return true;
       }
-    }
-    this.queue = left;
-    for (const { key } of taken) if (key !== null) this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
-    return taken;
+      if (key !== null) held.add(key);
+      return false;
+    });
+    for (const { key } of batch) if (key !== null) this.busy.set(key, (this.busy.get(key) ?? 0) + 1);
+    return batch;
   }
 
   private release(batch: readonly Waiting<C, R>[]): void {
@@ -141,12 +140,11 @@ export class Batcher<C, R> {
         return;
       }
       for (const waiting of batch) waiting.reject(error);
-      if (this.options.failsWaiting(error)) this.failWaiting(() => true, error);
+      if (this.options.failsWaiting(error)) for (const waiting of this.queue.remove(() => true)) waiting.reject(error);
     } finally {
       this.inFlight--;
       this.release(batch);
       if (this.queue.length > 0) this.scheduleDispatch();
-      else this.armQueueTimer();
     }
   }
 
@@ -169,31 +167,5 @@ export class Batcher<C, R> {
       else batch[i].reject(answer.error);
     }
     return undefined;
-  }
-
-  /** One timer for the whole queue, set for the oldest call's limit while calls wait. */
-  private armQueueTimer(): void {
-    if (this.queueTimer !== null) {
-      clearTimeout(this.queueTimer);
-      this.queueTimer = null;
-    }
-    if (this.queue.length === 0) return;
-    const wait = Math.max(0, this.queue[0].since + this.options.maxQueueMs - performance.now());
-    this.queueTimer = setTimeout(this.expireWaiting, wait);
-    this.queueTimer.unref();
-  }
-
-  private readonly expireWaiting = (): void => {
-    this.queueTimer = null;
-    const limit = performance.now() - this.options.maxQueueMs;
-    this.failWaiting((waiting) => waiting.since <= limit, this.options.queueTimeout());
-    this.armQueueTimer();
-  };
-
-  private failWaiting(which: (waiting: Waiting<C, R>) => boolean, error: unknown): void {
-    const failing = this.queue.filter(which);
-    if (failing.length === 0) return;
-    this.queue = this.queue.filter((waiting) => !which(waiting));
-    for (const waiting of failing) waiting.reject(error);
   }
 }

@@ -16,6 +16,7 @@ import { FINISHED_STATES, LEASED_STATES, UNFINISHED_STATES } from "../domain/sta
 import type { BatchReport } from "./batcher.js";
 import { EVENT_COLUMNS, type EventRow, eventFromRow, JOB_COLUMNS, type JobRow, jobFromRow } from "./job-rows.js";
 import { type CommitListener, JobWriter } from "./job-writes.js";
+import { Lane } from "./lane.js";
 import { named } from "./named-statements.js";
 import { type QueryRunner, query, sqlList, timestamp } from "./sql.js";
 
@@ -50,11 +51,13 @@ export interface JobCursor {
 }
 
 export interface JobStoreOptions {
+  /** Reads at once (the reads' share of the pool); more wait, and are shed as OVERLOADED after `maxQueueMs`. */
+  readonly readSlots?: number;
   /** The most write calls per transaction; 1 gives each call a transaction of its own. */
   readonly batchMaxCalls?: number;
   /** Write transactions in flight at once. */
   readonly batchesInFlight?: number;
-  /** The longest a write waits for a batch to take it. */
+  /** The longest a write waits for a batch, or a read for a slot, before it is shed. */
   readonly maxQueueMs?: number;
   /** Told of every write transaction (metrics, debug log). */
   readonly onBatch?: (report: BatchReport) => void;
@@ -75,12 +78,14 @@ const EXPIRED_SQL = named(
 
 export class JobStore {
   private readonly writer: JobWriter;
+  private readonly reads: Lane;
 
   constructor(
     private readonly orm: MikroORM,
     onCommit: CommitListener = () => {},
     options: JobStoreOptions = {},
   ) {
+    this.reads = new Lane("reads", options.readSlots ?? 16, options.maxQueueMs ?? 2000);
     this.writer = new JobWriter(orm, onCommit, {
       batchMaxCalls: options.batchMaxCalls ?? 100,
       batchesInFlight: options.batchesInFlight ?? 2,
@@ -89,8 +94,14 @@ export class JobStore {
     });
   }
 
-  private get client(): QueryRunner {
-    return this.orm.em.getConnection().getClient() as QueryRunner;
+  /** A read, in the reads' share of the pool. */
+  private read<R>(text: string, params: readonly unknown[]): Promise<R[]> {
+    return this.reads.run(() => query<R>(this.orm.em.getConnection().getClient() as QueryRunner, text, params));
+  }
+
+  /** Reads waiting for a slot in the reads' share of the pool. */
+  get readsWaiting(): number {
+    return this.reads.waiting;
   }
 
   /** Write calls waiting for a batch, and write transactions in flight. */
@@ -111,7 +122,7 @@ export class JobStore {
 
   /** The job, if `viewer` may see it. */
   async get(jobId: string, viewer: Principal, call: string): Promise<JobRecord> {
-    const rows = await query<JobRow>(this.client, GET_SQL, [jobId, companyScope(viewer)]);
+    const rows = await this.read<JobRow>(GET_SQL, [jobId, companyScope(viewer)]);
     if (rows.length === 0) throw new JobNotFound(jobId, call);
     return jobFromRow(rows[0]);
   }
@@ -122,8 +133,7 @@ export class JobStore {
     if (cursor) {
       where.push(`(created_at, id) < (${timestamp(param(cursor.createdAt))}, ${param(cursor.id)}::uuid)`);
     }
-    const rows = await query<JobRow>(
-      this.client,
+    const rows = await this.read<JobRow>(
       `select ${JOB_COLUMNS} from jobs ${where.length ? `where ${where.join(" and ")}` : ""}
        order by created_at desc, id desc limit ${param(limit)}`,
       params,
@@ -134,8 +144,7 @@ export class JobStore {
   /** How many jobs matching `filter` are in each state; states without a job are absent. */
   async countByState(filter: JobFilter): Promise<Map<string, number>> {
     const { where, params } = matching(filter);
-    const rows = await query<{ state: string; count: string }>(
-      this.client,
+    const rows = await this.read<{ state: string; count: string }>(
       `select state, count(*) as count from jobs ${where.length ? `where ${where.join(" and ")}` : ""} group by state`,
       params,
     );
@@ -144,14 +153,13 @@ export class JobStore {
 
   /** Up to `limit` events of a job with revision > `afterRevision`, oldest first. Visibility is the caller's check. */
   async events(jobId: string, afterRevision: number, limit: number): Promise<EventRecord[]> {
-    const rows = await query<EventRow>(this.client, EVENTS_SQL, [jobId, afterRevision, limit]);
+    const rows = await this.read<EventRow>(EVENTS_SQL, [jobId, afterRevision, limit]);
     return rows.map(eventFromRow);
   }
 
   /** Every unfinished job matching `filter` (the WatchJobs snapshot). */
   async unfinished(filter: Pick<JobFilter, "states" | "types" | "executorId" | "companyId">): Promise<JobRecord[]> {
-    const rows = await query<JobRow>(
-      this.client,
+    const rows = await this.read<JobRow>(
       `select ${JOB_COLUMNS} from jobs
        where state in ${UNFINISHED}
          and (cardinality($1::text[]) = 0 or state = any($1::text[]))
@@ -181,15 +189,14 @@ export class JobStore {
    * replicas each job is reaped once, and a heartbeat that got in first wins.
    */
   async reapExpired(limit: number): Promise<EventRecord[]> {
-    const expired = await query<{ id: string }>(this.client, EXPIRED_SQL, [limit]);
+    const expired = await this.read<{ id: string }>(EXPIRED_SQL, [limit]);
     const events = await Promise.all(expired.map(({ id }) => this.writer.submit<EventRecord | null>({ kind: "expire", jobId: id })));
     return events.filter((event): event is EventRecord => event !== null);
   }
 
   /** Deletes up to `limit` jobs (and, by cascade, their events) that finished more than `days` ago. */
   async deleteFinishedBefore(days: number, limit: number): Promise<number> {
-    const rows = await query<{ id: string }>(
-      this.client,
+    const rows = await this.read<{ id: string }>(
       `delete from jobs where id in (
          select id from jobs
          where state in ${sqlList(FINISHED_STATES)} and finished_at < now() - $1 * interval '1 day'
