@@ -16,7 +16,7 @@ import { JobStore } from "../../src/store/job-store.js";
 import { openOrm } from "../../src/store/orm.js";
 import { freshDatabase, sql } from "../support/harness.js";
 import { eventually } from "../support/watching.js";
-import { createJob, jobFields, SERVICE, stored } from "./store-bundle.js";
+import { createJob, jobFields, lockWaiters, SERVICE, stored, whileRowLocked } from "./store-bundle.js";
 
 let databaseUrl: string;
 let orm: MikroORM;
@@ -50,20 +50,6 @@ async function loseConnectionOnce(name: string, kind: string, event: string, whe
   );
 }
 
-/** Runs `body` while another session holds the job's row lock (in a transaction it rolls back afterwards). */
-async function whileRowLocked(jobId: string, body: () => Promise<void>): Promise<void> {
-  const holder = new pg.Client({ connectionString: databaseUrl });
-  await holder.connect();
-  try {
-    await holder.query("begin");
-    await holder.query("select 1 from jobs where id = $1 for update", [jobId]);
-    await body();
-  } finally {
-    await holder.query("rollback").catch(() => undefined);
-    await holder.end();
-  }
-}
-
 const lentOut = () => (pool ? pool.totalCount - pool.idleCount : 0);
 const run = (jobId: string, executorId = "executor-1") => store.transition(jobId, { call: "RunJob", executorId, leaseSeconds: 0 }, SERVICE);
 
@@ -71,7 +57,7 @@ test("a transaction whose connection is killed while it waits for a row lock rel
   for (let round = 1; round <= 3; round++) {
     const job = await createJob(store);
     // Another session holds the job's row lock, so the transition's lock statement waits…
-    await whileRowLocked(job.id, async () => {
+    await whileRowLocked(databaseUrl, job.id, async () => {
       const waiting = run(job.id);
       waiting.catch(() => undefined);
       // …and its connection dies while it does (as when PostgreSQL shuts down).
@@ -153,12 +139,9 @@ test("a connection lost while CreateJob's write runs, before COMMIT, is DATABASE
 /** Runs `body` while the pool's one connection is taken by a transition that waits on another session's row lock. */
 async function withPoolExhausted(body: () => Promise<void>): Promise<void> {
   const blocked = await createJob(store);
-  await whileRowLocked(blocked.id, async () => {
+  await whileRowLocked(databaseUrl, blocked.id, async () => {
     run(blocked.id).catch(() => undefined);
-    await eventually(async () => {
-      const waits = await sql(databaseUrl, "select 1 from pg_stat_activity where application_name = 'jobs' and wait_event_type = 'Lock'");
-      return waits.length > 0;
-    }, "the transition to wait for the row lock");
+    await eventually(async () => (await lockWaiters(databaseUrl)) > 0, "the transition to wait for the row lock");
     await body();
   });
 }
