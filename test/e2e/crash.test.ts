@@ -19,7 +19,8 @@ import { readdirSync, readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import fc from "fast-check";
-import { createJob, Status } from "../rpc/jobs-fixture.js";
+import pg from "pg";
+import { createJob, getJob, Status } from "../rpc/jobs-fixture.js";
 import { attemptOf, type Outcome, type PlannedCall, sendCalls, storm } from "../support/call-mix.js";
 import { scaled, soakFactor } from "../support/figures.js";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
@@ -211,7 +212,18 @@ async function crashRun(calls: readonly PlannedCall[], killAfter: number, figure
       "B's watcher to receive every event",
       30_000,
     ).catch(() => undefined);
+    // Then nothing more may come. A's events reach B only through its notifier's feed reads: two more of them
+    // publish whatever of A's was still on its way (a duplicate included), and a marker job made through B
+    // after them reaches the stream after all of it.
+    const reads = b.app.notifier.stats.feedReads;
+    await eventually(() => b.app.notifier.stats.feedReads >= reads + 2, "B's notifier to read the feed twice more", 15_000);
+    const marker = await createJob(viaB[0], { company_id: company });
+    await eventually(() => watchEnded !== null || watched.has(marker.id), "the marker job to reach B's watcher", 15_000).catch(() => undefined);
     if (watchEnded) violations.push(`B's WatchJobs stream failed: ${watchEnded}`);
+    else if (!watched.has(marker.id)) violations.push("the marker job made through B never reached B's watcher");
+    for (const id of watched.keys()) {
+      if (id !== marker.id && !expected.has(id)) violations.push(`B's watcher saw events of job ${id}, which is not one of this run's`);
+    }
     for (const [id, log] of checked.logs) {
       const seen = watched.get(id) ?? [];
       const revisions = seen.map((e) => Number(e.revision));
@@ -237,6 +249,133 @@ async function crashRun(calls: readonly PlannedCall[], killAfter: number, figure
     for (const client of viaA) client.close();
     await cancelStream(watch);
     await watching;
+    await a.stop();
+  }
+}
+
+// The deterministic crash: replica A is killed by its client the moment the client receives an answer,
+// while other calls are held inside A's write transactions. A trigger (installed here, for a range of
+// companies no other test uses) makes every write to a "held" job wait on an advisory lock this test
+// holds, after the write statement has run and before COMMIT can be sent. So at the kill, each held call
+// is certainly in flight in a batch, past its decision, with its row written inside a transaction that
+// will never commit; and the call that triggered the kill was answered. Then the lock is released.
+// Afterwards: every answer the client got is in the database (an answer given before COMMIT's reply
+// would be missing now), every held job is exactly as it was (nothing of the unanswered batch is in),
+// and each job's log and row obey the transition rules.
+const KILL_ROUNDS = 3;
+const HELD_LOCK = 0x6b696c6c; // "kill"
+const HELD_COMPANIES = { from: 9001, to: 9099 };
+
+test(`replica A killed (SIGKILL) the moment it answers, with calls held inside its write transactions (${KILL_ROUNDS} rounds): every answer is in the database, nothing held is half-applied`, async () => {
+  await sql(
+    b.databaseUrl,
+    `create function hold_write() returns trigger language plpgsql as $$
+       begin perform pg_advisory_xact_lock_shared(${HELD_LOCK}); return null; end $$;
+     create trigger hold_write after update on jobs for each row
+       when (new.company_id between ${HELD_COMPANIES.from} and ${HELD_COMPANIES.to}) execute function hold_write();`,
+  );
+  try {
+    for (let round = 1; round <= KILL_ROUNDS; round++) {
+      const violations = await killAtAnswer(String(HELD_COMPANIES.from + round), String(HELD_COMPANIES.to + round));
+      expect({ round, violations }).toEqual({ round, violations: [] });
+    }
+  } finally {
+    await sql(b.databaseUrl, "drop trigger hold_write on jobs; drop function hold_write();");
+  }
+}, 60_000);
+
+async function killAtAnswer(heldCompany: string, freeCompany: string): Promise<string[]> {
+  const violations: string[] = [];
+  const viaB = jobsClient(b.address, b.tokens.service);
+  const a = await spawnServer({ databaseUrl: b.databaseUrl, env: { LOG_LEVEL: "warn", WRITE_BATCHES_IN_FLIGHT: "8", DB_ACQUIRE_TIMEOUT_MS: "15000" } });
+  spawned.push(a);
+  const viaA = jobsClient(a.address, b.tokens.service);
+  const holder = new pg.Client({ connectionString: b.databaseUrl });
+  await holder.connect();
+  let heldPids: number[] = [];
+  try {
+    // Held calls: two claims, a report and a heartbeat, on jobs of the held company (made through B, so no trigger yet holds them).
+    const pending = await Promise.all(range(1, 2).map(() => createJob(viaB, { company_id: heldCompany })));
+    const running = await Promise.all(range(1, 2).map(() => createJob(viaB, { company_id: heldCompany })));
+    for (const job of running) await viaB.call("RunJob", { job_id: job.id, executor_id: "ex", lease_seconds: "3600" });
+    const held: Array<{ jobId: string; call: TransitionCall | "HeartbeatJob"; request: Msg }> = [
+      ...pending.map((job, i) => ({ jobId: job.id, call: "RunJob" as const, request: { job_id: job.id, executor_id: `held-${i}`, lease_seconds: "3600" } })),
+      { jobId: running[0].id, call: "FailJob", request: { job_id: running[0].id, message: "held", attempt: "1" } },
+      { jobId: running[1].id, call: "HeartbeatJob", request: { job_id: running[1].id, executor_id: "ex", attempt: "1" } },
+    ];
+    const free = await Promise.all(range(1, 6).map(() => createJob(viaB, { company_id: freeCompany })));
+    const before = new Map(await Promise.all(held.map(async (h) => [h.jobId, await getJob(viaB, h.jobId)] as const)));
+    await holder.query("select pg_advisory_lock($1)", [HELD_LOCK]);
+
+    let killedAt: string | null = null;
+    const replies: Reply[] = [];
+    const answered = new Set<string>();
+    const send = (jobId: string, call: TransitionCall | "HeartbeatJob", request: Msg) =>
+      viaA.call(call, request).then(
+        (answer) => {
+          if (killedAt === null) {
+            killedAt = `${call} on ${jobId}`;
+            a.child.kill("SIGKILL");
+          }
+          answered.add(jobId);
+          replies.push({ jobId, call, changed: call === "HeartbeatJob" ? false : answer.changed, job: answer.job });
+        },
+        () => undefined, // unanswered: the outcome is unknown, and checked with the rest
+      );
+
+    const heldCalls = held.map((h) => send(h.jobId, h.call, h.request));
+    // Every held job is locked by one of A's write transactions, and every such transaction (it has written,
+    // so it has an id) waits on the held lock: each held call is past its decision, its row written, in a batch.
+    const heldState = async () => {
+      const unlocked = await sql(b.databaseUrl, "select id from jobs where id = any($1::uuid[]) for update skip locked", [held.map((h) => h.jobId)]);
+      const writers = await sql<{ pid: number; wait_event: string | null }>(
+        b.databaseUrl,
+        "select pid, wait_event from pg_stat_activity where datname = current_database() and application_name = 'jobs' and backend_xid is not null",
+      );
+      return { unlocked: unlocked.length, writers: writers.length, heldPids: writers.filter((w) => w.wait_event === "advisory").map((w) => w.pid) };
+    };
+    await eventually(async () => {
+      if (killedAt !== null) return true;
+      const state = await heldState();
+      heldPids = state.heldPids;
+      return state.unlocked === 0 && heldPids.length > 0 && heldPids.length === state.writers;
+    }, "A's write transactions to hold every held job, each waiting on the held lock", 15_000);
+
+    // Calls on other jobs: their batches commit, and the first answer kills A.
+    const freeCalls = free.map((job, i) => send(job.id, "RunJob", { job_id: job.id, executor_id: `free-${i}`, lease_seconds: "3600" }));
+    const exit = await a.exited;
+    if (exit.signal !== "SIGKILL") violations.push(`A exited with ${JSON.stringify(exit)}, not by the SIGKILL`);
+    await Promise.all([...heldCalls, ...freeCalls]);
+    if (killedAt === null) violations.push("A died without answering a call");
+
+    // Let the held transactions go on: with their client gone, they must end without committing.
+    await holder.query("select pg_advisory_unlock($1)", [HELD_LOCK]);
+    await eventually(
+      async () => (await sql(b.databaseUrl, "select 1 from pg_stat_activity where pid = any($1::int[])", [heldPids])).length === 0,
+      "the held transactions to end",
+    );
+
+    for (const h of held) {
+      if (answered.has(h.jobId)) {
+        violations.push(`job ${h.jobId}: ${h.call} was answered while its write waited inside a transaction that never committed`);
+        continue;
+      }
+      const after = await getJob(viaB, h.jobId);
+      if (!isDeepStrictEqual(after, before.get(h.jobId))) {
+        violations.push(`job ${h.jobId}: ${h.call} was never answered, yet the job changed from revision ${before.get(h.jobId)?.revision} to ${after.revision} (${after.state})`);
+      }
+    }
+    const jobIds = [...held.map((h) => h.jobId), ...free.map((job) => job.id)];
+    violations.push(...(await checkJobs(viaB, jobIds, replies, { heartbeats: true, complete: false })).violations);
+    // No lock or transaction of A's outlived it: every job takes a change through B.
+    for (const jobId of jobIds) {
+      await viaB.call("RequestJobCancellation", { job_id: jobId }).catch((error: Error) => violations.push(`job ${jobId}: RequestJobCancellation through B failed: ${error.message}`));
+    }
+    return violations;
+  } finally {
+    await holder.end().catch(() => undefined);
+    viaA.close();
+    viaB.close();
     await a.stop();
   }
 }

@@ -1,7 +1,12 @@
-// SPEC §4 under concurrency, over the wire: calls on one job are serialized
-// by its row lock, so racing claims have one winner, racing reports have one
-// winner, and after any storm each job's event log is 1, 2, 3, … with no gap
-// or duplicate, and the job row equals the last event's snapshot.
+// The transition rules under concurrency, over the wire: racing claims have
+// one winner, racing reports have one winner, and after any storm each job's
+// event log is 1, 2, 3, … with no gap or duplicate, and the job row equals
+// the last event's snapshot. All of it goes through one server, whose batched
+// writer puts a job's calls in arrival order before they reach the database
+// (store/batcher.ts): this proves that order and what the batches write. The
+// row lock, which orders calls from different replicas, is proved across
+// processes by test/e2e/races.test.ts and, deterministically, by
+// test/store/job-store.concurrency.test.ts.
 
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, type RpcError } from "../support/grpc.js";
@@ -112,7 +117,7 @@ describe("racing reports", () => {
     );
     for (const o of outcomes) {
       if (o.error) {
-        // Only a CancelJob that locked the row before any request may be refused.
+        // Only a CancelJob decided before any request may be refused.
         expect(o.method).toBe("CancelJob");
         expect(o.error.code).toBe(Status.FAILED_PRECONDITION);
         expect(o.error.errorInfo).toMatchObject({ reason: "INVALID_TRANSITION", metadata: { state: "JOB_STATE_RUNNING" } });

@@ -1,4 +1,4 @@
-// Connections lost mid-transaction (SPEC §11). A transaction that fails with
+// Connections lost mid-transaction (docs/contract.md, faults). A transaction that fails with
 // its connection, or at COMMIT, gives the connection back to the pool: found
 // by the outage proof (test/e2e/outage), where each database outage left the
 // connections of the transactions in flight checked out for good, until the
@@ -12,11 +12,12 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import pg from "pg";
+import type { BatchReport } from "../../src/store/batcher.js";
 import { JobStore } from "../../src/store/job-store.js";
 import { openOrm } from "../../src/store/orm.js";
 import { freshDatabase, sql } from "../support/harness.js";
 import { eventually } from "../support/watching.js";
-import { createJob, jobFields, SERVICE, stored } from "./store-bundle.js";
+import { createJob, jobFields, lockWaiters, SERVICE, stored, whileRowLocked } from "./store-bundle.js";
 
 let databaseUrl: string;
 let orm: MikroORM;
@@ -50,20 +51,6 @@ async function loseConnectionOnce(name: string, kind: string, event: string, whe
   );
 }
 
-/** Runs `body` while another session holds the job's row lock (in a transaction it rolls back afterwards). */
-async function whileRowLocked(jobId: string, body: () => Promise<void>): Promise<void> {
-  const holder = new pg.Client({ connectionString: databaseUrl });
-  await holder.connect();
-  try {
-    await holder.query("begin");
-    await holder.query("select 1 from jobs where id = $1 for update", [jobId]);
-    await body();
-  } finally {
-    await holder.query("rollback").catch(() => undefined);
-    await holder.end();
-  }
-}
-
 const lentOut = () => (pool ? pool.totalCount - pool.idleCount : 0);
 const run = (jobId: string, executorId = "executor-1") => store.transition(jobId, { call: "RunJob", executorId, leaseSeconds: 0 }, SERVICE);
 
@@ -71,7 +58,7 @@ test("a transaction whose connection is killed while it waits for a row lock rel
   for (let round = 1; round <= 3; round++) {
     const job = await createJob(store);
     // Another session holds the job's row lock, so the transition's lock statement waits…
-    await whileRowLocked(job.id, async () => {
+    await whileRowLocked(databaseUrl, job.id, async () => {
       const waiting = run(job.id);
       waiting.catch(() => undefined);
       // …and its connection dies while it does (as when PostgreSQL shuts down).
@@ -106,7 +93,7 @@ test("a transaction whose COMMIT fails releases its connection", async () => {
   }
 });
 
-test("a connection lost during COMMIT is UNAVAILABLE COMMIT_UNKNOWN; nothing is half-applied, and the retry SPEC §11 allows applies it once", async () => {
+test("a connection lost during COMMIT is UNAVAILABLE COMMIT_UNKNOWN; nothing is half-applied, and a retry applies it once", async () => {
   // At COMMIT, the first time only (a sequence does not roll back), the backend terminates itself: the write was answered, the COMMIT never is.
   await loseConnectionOnce("at_commit", "constraint trigger", "after update on jobs deferrable initially deferred", "new.executor_id = 'lost-at-commit'");
   const job = await createJob(store);
@@ -123,6 +110,43 @@ test("a connection lost during COMMIT is UNAVAILABLE COMMIT_UNKNOWN; nothing is 
   const retried = await run(job.id, "lost-at-commit");
   expect([retried.changed, retried.job.state, retried.job.revision]).toEqual([true, "RUNNING", 2]);
   expect((await run(job.id, "lost-at-commit")).changed).toBe(false);
+});
+
+// The same for a batch of three calls on one transaction: the connection dies after the write's reply (the
+// writer sends COMMIT only then) and before COMMIT's. Every call of the batch gets COMMIT_UNKNOWN: none may be
+// answered as done, and none may be quietly written again by the writer (a CreateJob without a request_id
+// written twice is two jobs). Here PostgreSQL did not commit, so each retry applies its call once.
+test("a batch whose connection is lost during COMMIT: every call in it is COMMIT_UNKNOWN, none is half-applied, and each retry applies once", async () => {
+  await loseConnectionOnce("at_batch_commit", "constraint trigger", "after update on jobs deferrable initially deferred", "new.executor_id = 'lost-at-batch-commit'");
+  const batches: BatchReport[] = [];
+  const recording = new JobStore(orm, () => {}, { onBatch: (report) => batches.push(report) });
+  const [first, second] = [await createJob(recording), await createJob(recording)];
+  const requestId = randomUUID();
+  batches.length = 0;
+  // Sent on one turn of the event loop: one batch.
+  const calls = [
+    recording.transition(first.id, { call: "RunJob", executorId: "lost-at-batch-commit", leaseSeconds: 0 }, SERVICE),
+    recording.transition(second.id, { call: "RunJob", executorId: "executor-2", leaseSeconds: 0 }, SERVICE),
+    recording.create(jobFields({ requestId }), SERVICE),
+  ];
+  const answers = await Promise.all(calls.map((call) => call.then(() => "answered", (error: { reason?: string }) => error.reason)));
+  expect(answers).toEqual(["COMMIT_UNKNOWN", "COMMIT_UNKNOWN", "COMMIT_UNKNOWN"]);
+  expect(batches.map((b) => [b.calls, b.outcome, b.alone])).toEqual([[3, "failed", false]]);
+  await eventually(() => lentOut() === 0, "the pool's connection to be back", 5_000);
+  // Nothing of the batch is in.
+  for (const job of [first, second]) expect(await stored(databaseUrl, job.id)).toMatchObject({ row: { revision: 1, state: "PENDING" }, events: 1 });
+  expect(await sql(databaseUrl, "select 1 from jobs where request_id = $1", [requestId])).toEqual([]);
+  // Each call again: applied once; and once more: already in.
+  const retried = await Promise.all([
+    recording.transition(first.id, { call: "RunJob", executorId: "lost-at-batch-commit", leaseSeconds: 0 }, SERVICE),
+    recording.transition(second.id, { call: "RunJob", executorId: "executor-2", leaseSeconds: 0 }, SERVICE),
+    recording.create(jobFields({ requestId }), SERVICE),
+  ]);
+  expect([retried[0].changed, retried[0].job.revision, retried[1].changed, retried[1].job.revision, retried[2].created]).toEqual([true, 2, true, 2, true]);
+  const again = await recording.create(jobFields({ requestId }), SERVICE);
+  expect([again.created, again.job.id]).toEqual([false, retried[2].job.id]);
+  expect((await run(first.id, "lost-at-batch-commit")).changed).toBe(false);
+  for (const job of [first, second]) expect(await stored(databaseUrl, job.id)).toMatchObject({ row: { revision: 2, state: "RUNNING" }, events: 2 });
 });
 
 // A batch's statements go out one at a time and COMMIT only after the write's reply: a connection lost before
@@ -153,12 +177,9 @@ test("a connection lost while CreateJob's write runs, before COMMIT, is DATABASE
 /** Runs `body` while the pool's one connection is taken by a transition that waits on another session's row lock. */
 async function withPoolExhausted(body: () => Promise<void>): Promise<void> {
   const blocked = await createJob(store);
-  await whileRowLocked(blocked.id, async () => {
+  await whileRowLocked(databaseUrl, blocked.id, async () => {
     run(blocked.id).catch(() => undefined);
-    await eventually(async () => {
-      const waits = await sql(databaseUrl, "select 1 from pg_stat_activity where application_name = 'jobs' and wait_event_type = 'Lock'");
-      return waits.length > 0;
-    }, "the transition to wait for the row lock");
+    await eventually(async () => (await lockWaiters(databaseUrl)) > 0, "the transition to wait for the row lock");
     await body();
   });
 }

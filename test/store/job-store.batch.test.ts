@@ -5,12 +5,11 @@
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { DomainError } from "../../src/domain/errors.js";
-import pg from "pg";
 import type { TransitionArgs } from "../../src/domain/job.js";
 import type { BatchReport } from "../../src/store/batcher.js";
 import { type CommittedEvent, JobStore, type JobStoreOptions } from "../../src/store/job-store.js";
 import { sql } from "../support/harness.js";
-import { createJob, FORECAST_RESULT, jobFields, SERVICE, type StoreBundle, storeBundle, USER_A, USER_B } from "./store-bundle.js";
+import { createJob, FORECAST_RESULT, jobFields, SERVICE, type StoreBundle, storeBundle, USER_A, USER_B, whileRowLocked } from "./store-bundle.js";
 
 let bundle: StoreBundle;
 beforeAll(async () => {
@@ -152,27 +151,13 @@ test("WRITE_BATCH_MAX_CALLS=1: every transaction carries one call", async () => 
   expect(completed.job.state).toBe("COMPLETED");
 });
 
-/** Runs `body` while another session holds the row lock of `jobId`. */
-async function whileLocked(jobId: string, body: () => Promise<void>): Promise<void> {
-  const holder = new pg.Client({ connectionString: bundle.databaseUrl });
-  await holder.connect();
-  try {
-    await holder.query("begin");
-    await holder.query("select 1 from jobs where id = $1 for update", [jobId]);
-    await body();
-  } finally {
-    await holder.query("rollback").catch(() => undefined);
-    await holder.end();
-  }
-}
-
 test("calls that arrive while the batches in flight are written wait, and the next batch takes them all", async () => {
   const { store, batches } = recordingStore({ batchesInFlight: 1, maxQueueMs: 30_000 });
   const jobs = await Promise.all(Array.from({ length: 40 }, () => createJob(store)));
   batches.length = 0;
   const calls: Promise<unknown>[] = [];
   // The first batch waits on a row lock, so everything after it queues behind it.
-  await whileLocked(jobs[0].id, async () => {
+  await whileRowLocked(bundle.databaseUrl, jobs[0].id, async () => {
     calls.push(store.transition(jobs[0].id, run("ex-0"), SERVICE));
     await waitFor(() => store.writeQueue.writing === 1);
     for (const [i, job] of jobs.slice(1).entries()) calls.push(store.transition(job.id, run(`ex-${i + 1}`), SERVICE));
@@ -186,7 +171,7 @@ test("a call that waits for a batch longer than its limit fails UNAVAILABLE sayi
   const { store } = recordingStore({ batchesInFlight: 1, maxQueueMs: 200 });
   const [held, queued] = [await createJob(store), await createJob(store)];
   let first: Promise<unknown> | undefined;
-  await whileLocked(held.id, async () => {
+  await whileRowLocked(bundle.databaseUrl, held.id, async () => {
     first = store.transition(held.id, run("ex-held"), SERVICE);
     await waitFor(() => store.writeQueue.writing === 1);
     await expect(store.transition(queued.id, run("ex-queued"), SERVICE)).rejects.toMatchObject({ kind: "unavailable", reason: "WRITES_QUEUED_TOO_LONG" });

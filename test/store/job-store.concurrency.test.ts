@@ -1,11 +1,21 @@
-// Calls on one job are serialized by its row lock (SPEC §4): under any
-// concurrency exactly one of several competing calls wins, the event log has
-// revisions 1, 2, 3 … with no gap and no duplicate, each call returns the job
-// as its own transaction left it, and the row equals the last event's snapshot.
+// Calls on one job are serialized (docs/contract.md, transition rules): under
+// any concurrency exactly one of several competing calls wins, the event log
+// has revisions 1, 2, 3 … with no gap and no duplicate, each call returns the
+// job as its own transaction left it, and the row equals the last event's
+// snapshot.
+//
+// Within one store (one process) the batched writer serializes a job's calls
+// before the database sees them: they go out in arrival order and never in
+// two transactions at once (store/batcher.ts). So the tests on one store prove
+// that order and what each batch writes, not the row lock. Across stores
+// (replicas) only PostgreSQL orders them: the last tests race two stores,
+// each with its own pool, at one job's row lock.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import type { EventRecord, TransitionArgs, TransitionResult } from "../../src/domain/job.js";
-import { FORECAST_RESULT, SERVICE, type StoreBundle, createJob, storeBundle } from "./store-bundle.js";
+import { DomainError } from "../../src/domain/errors.js";
+import { eventually } from "../support/watching.js";
+import { FORECAST_RESULT, lockWaiters, SERVICE, type StoreBundle, createJob, storeBundle, whileRowLocked } from "./store-bundle.js";
 
 let bundle: StoreBundle;
 
@@ -110,7 +120,10 @@ test("a storm of run/fail/cancel calls from 30 clients keeps revisions 1..n gap-
   expect(final.failures.map((f) => f.attempt)).toEqual(final.failures.map((_, i) => i + 1));
 });
 
-test("two store instances (two replicas' pools) on one job still serialize", async () => {
+// Each store batches its ten calls into one transaction, and the two race. Without the row lock the loser
+// would still lose here, at the event log's primary key (job_id, revision), and be retried alone: this shows
+// one winner across replicas, not which mechanism gives it; the next test is decided by the row lock alone.
+test("two store instances (two replicas' pools) racing RunJob on one job: one wins, the log stays contiguous", async () => {
   const replica = await bundle.replica();
   const job = await createJob(bundle.store);
   const results = await Promise.all(
@@ -120,4 +133,42 @@ test("two store instances (two replicas' pools) on one job still serialize", asy
   );
   expect(results.filter((r) => r.changed)).toHaveLength(1);
   await expectContiguousLog(job.id);
+});
+
+/** The value, or the DomainError's reason. */
+const settle = <T>(call: Promise<T>): Promise<{ value: T } | { error: string }> =>
+  call.then(
+    (value) => ({ value }),
+    (error: unknown) => {
+      if (error instanceof DomainError) return { error: error.reason };
+      throw error;
+    },
+  );
+
+// A heartbeat writes the whole mutable row back, from the row as it read it, and appends no event: nothing but
+// the row lock stops a heartbeat decided on a stale read from undoing a change committed meanwhile. Here both
+// stores' calls are sent while a third session holds the lock, the FailJob first, each waiting before the next
+// is sent, so PostgreSQL queues them in that order every run.
+test("across two stores, a heartbeat that queued for the row lock behind a FailJob sees the failure: STALE_ATTEMPT, and the row stays the failure's", async () => {
+  const replica = await bundle.replica();
+  const job = await createJob(bundle.store);
+  await bundle.store.transition(job.id, { call: "RunJob", executorId: "ex", leaseSeconds: 600 }, SERVICE);
+  let failing: Promise<{ value: TransitionResult } | { error: string }> | undefined;
+  let beating: Promise<{ value: unknown } | { error: string }> | undefined;
+  await whileRowLocked(bundle.databaseUrl, job.id, async () => {
+    failing = settle(bundle.store.transition(job.id, { call: "FailJob", message: "executor lost", diagnostic: null, attempt: 1 }, SERVICE));
+    await eventually(async () => (await lockWaiters(bundle.databaseUrl)) === 1, "the FailJob to wait for the row lock");
+    beating = settle(replica.heartbeat(job.id, "ex", 1, SERVICE));
+    await eventually(async () => (await lockWaiters(bundle.databaseUrl)) === 2, "the heartbeat to wait behind it");
+  });
+  expect(await failing!).toMatchObject({ value: { changed: true, job: { state: "FAILED", revision: 3 } } });
+  // A stale write would show as a heartbeat that extended the lease and a row back at RUNNING, revision 2.
+  const beat = await beating!;
+  const row = await bundle.store.get(job.id, SERVICE, "GetJob");
+  expect({ heartbeat: "error" in beat ? beat.error : "extended the lease", row: [row.state, row.revision] }).toEqual({
+    heartbeat: "STALE_ATTEMPT",
+    row: ["FAILED", 3],
+  });
+  const events = await expectContiguousLog(job.id);
+  expect(events.map((e) => e.type)).toEqual(["CREATED", "STARTED", "FAILED"]);
 });

@@ -1,11 +1,17 @@
-// JobStore.deleteFinishedBefore (SPEC §10 retention): only jobs that finished
+// JobStore.deleteFinishedBefore (docs/contract.md, retention): only jobs that finished
 // longer ago than the retention age go, in batches of at most `limit`, and
-// their events go with them (ON DELETE CASCADE).
+// their events go with them (ON DELETE CASCADE); and the one race retention
+// makes for CreateJob (CREATE_RACE).
 
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
+import pg from "pg";
 import type { JobRecord } from "../../src/domain/job.js";
+import type { BatchReport } from "../../src/store/batcher.js";
+import { JobStore } from "../../src/store/job-store.js";
 import { sql } from "../support/harness.js";
-import { createJob, FORECAST_RESULT, SERVICE, type StoreBundle, storeBundle } from "./store-bundle.js";
+import { eventually } from "../support/watching.js";
+import { createJob, FORECAST_RESULT, jobFields, lockWaiters, SERVICE, type StoreBundle, storeBundle } from "./store-bundle.js";
 
 let bundle: StoreBundle;
 
@@ -89,3 +95,63 @@ test("deletes in batches of at most `limit`", async () => {
   expect(await bundle.store.deleteFinishedBefore(35, 2)).toBe(0);
   expect(await remaining(old.map((j) => j.id))).toEqual({ jobs: [], eventsOf: [] });
 });
+
+// The one order of events that leaves a CreateJob with neither a new job nor the earlier one: its request_id
+// was used before, so the batch's insert meets the earlier job and writes nothing (without locking it), and
+// retention deletes that job before the next statement reads it. (An earlier request still uncommitted cannot
+// do this: the insert waits for it, and then finds its job committed, or inserts if it rolled back.) To hold
+// the batch between the two statements, a neighbour's change in the same batch fires a trigger at the end of
+// the write statement that waits on a lock this test holds.
+test("a CreateJob whose earlier job retention deletes between the batch's insert and its read is UNAVAILABLE CREATE_RACE; a retry makes a new job", async () => {
+  const HOLD = 0x72616365; // "race"
+  await sql(
+    bundle.databaseUrl,
+    `create function hold_write() returns trigger language plpgsql as $$ begin perform pg_advisory_xact_lock_shared(${HOLD}); return null; end $$;
+     create trigger hold_write after update on jobs for each row when (new.executor_id = 'held') execute function hold_write();`,
+  );
+  const batches: BatchReport[] = [];
+  const store = new JobStore(bundle.orm, () => {}, { onBatch: (report) => batches.push(report) });
+  const requestId = randomUUID();
+  const { job: earlier } = await store.create(jobFields({ requestId }), SERVICE);
+  await store.transition(earlier.id, { call: "RunJob", executorId: "ex", leaseSeconds: 3600 }, SERVICE);
+  await store.transition(earlier.id, FORECAST_RESULT, SERVICE);
+  await age([earlier.id], 40);
+  const neighbour = await createJob(store);
+  batches.length = 0;
+
+  let creating: Promise<unknown> | undefined;
+  let running: Promise<unknown> | undefined;
+  await whileAdvisoryLocked(HOLD, async () => {
+    // One batch: the create's insert meets the earlier job; the neighbour's row then holds the write.
+    creating = store.create(jobFields({ requestId }), SERVICE);
+    running = store.transition(neighbour.id, { call: "RunJob", executorId: "held", leaseSeconds: 3600 }, SERVICE);
+    creating.catch(() => undefined);
+    await eventually(async () => (await lockWaiters(bundle.databaseUrl)) === 1, "the batch's write to wait on the held lock");
+    // Retention, meanwhile: the earlier job is old and finished, and nothing holds its row.
+    expect(await bundle.store.deleteFinishedBefore(30, 1000)).toBeGreaterThanOrEqual(1);
+    expect(await remaining([earlier.id])).toEqual({ jobs: [], eventsOf: [] });
+  });
+  await expect(creating).rejects.toMatchObject({ kind: "unavailable", reason: "CREATE_RACE", message: expect.stringContaining("retry") });
+  // The batch's other call is not the create's victim: it committed.
+  await expect(running).resolves.toMatchObject({ changed: true, job: { state: "RUNNING", executorId: "held" } });
+  expect(batches.map((b) => [b.calls, b.outcome])).toEqual([[2, "committed"]]);
+  // Nothing of the create is in; the retry makes a new job, which that request_id then names.
+  expect(await sql(bundle.databaseUrl, "select id from jobs where request_id = $1", [requestId])).toEqual([]);
+  const retried = await store.create(jobFields({ requestId }), SERVICE);
+  expect(retried.created).toBe(true);
+  expect(retried.job.id).not.toBe(earlier.id);
+  const again = await store.create(jobFields({ requestId }), SERVICE);
+  expect([again.created, again.job.id]).toEqual([false, retried.job.id]);
+});
+
+/** Runs `body` while this test's own session holds the advisory lock `key`. */
+async function whileAdvisoryLocked(key: number, body: () => Promise<void>): Promise<void> {
+  const holder = new pg.Client({ connectionString: bundle.databaseUrl });
+  await holder.connect();
+  try {
+    await holder.query("select pg_advisory_lock($1)", [key]);
+    await body();
+  } finally {
+    await holder.end();
+  }
+}

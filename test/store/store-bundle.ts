@@ -3,6 +3,7 @@
 // are recorded. One bundle per test file; nothing is shared between files.
 
 import type { MikroORM } from "@mikro-orm/postgresql";
+import pg from "pg";
 import type { EventRecord, JobRecord } from "../../src/domain/job.js";
 import type { Principal } from "../../src/domain/principal.js";
 import { type JobFilter, JobStore, type NewJobFields } from "../../src/store/job-store.js";
@@ -107,4 +108,27 @@ export async function stored(databaseUrl: string, jobId: string): Promise<{ row:
 export async function databaseNow(databaseUrl: string): Promise<number> {
   const [{ now }] = await sql<{ now: string }>(databaseUrl, "select (extract(epoch from clock_timestamp()) * 1000000)::int8::text as now");
   return Number(now);
+}
+
+/** Runs `body` while another session holds the row locks of `jobIds` (in a transaction it rolls back afterwards). */
+export async function whileRowLocked(databaseUrl: string, jobIds: string | readonly string[], body: () => Promise<void>): Promise<void> {
+  const holder = new pg.Client({ connectionString: databaseUrl });
+  await holder.connect();
+  try {
+    await holder.query("begin");
+    await holder.query("select 1 from jobs where id = any($1::uuid[]) order by id for update", [[jobIds].flat()]);
+    await body();
+  } finally {
+    await holder.query("rollback").catch(() => undefined);
+    await holder.end();
+  }
+}
+
+/** How many of the service's connections to this database wait for a lock now. */
+export async function lockWaiters(databaseUrl: string): Promise<number> {
+  const [{ count }] = await sql<{ count: string }>(
+    databaseUrl,
+    "select count(*) from pg_stat_activity where datname = current_database() and application_name = 'jobs' and wait_event_type = 'Lock'",
+  );
+  return Number(count);
 }
