@@ -213,8 +213,8 @@ export class JobWriter {
     const created = (create: NewJobWrite): { job: JobRecord; created: boolean } => {
       if (inserted.has(create.job.id)) return { job: create.job, created: true };
       const job = earlier.get(requestKey(create.creatorKey, create.requestId));
-      // Only a request_id already used can keep a new job out, and that job is gone only if retention deleted it since.
-      if (job === undefined) throw new Unavailable("CREATE_RACE", "the job for this request_id was created or deleted concurrently; retry the call");
+      // Only a request_id already used keeps a new job out, and its job is gone only if retention deleted it since.
+      if (job === undefined) throw new Unavailable("CREATE_RACE", "the job this request_id made was deleted by retention while the call ran; retry the call");
       return { job, created: false };
     };
     const answers: Settled<WriteAnswer>[] = [];
