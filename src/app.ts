@@ -200,6 +200,8 @@ export async function startApp(config: Config, log: Logger, options: StartOption
           drainSignal: drain.signal,
           streamTokens,
         }),
+        // JSON answers (Connect, gRPC-Web) carry every field: a no-op's `changed: false`, a new job's `attempt: 0`.
+        { jsonOptions: { alwaysEmitImplicit: true } },
       );
       router.service(Health, createHealthService(health, drain.signal));
       router.service(reflectionV1.ServerReflection, reflection.v1);

@@ -9,7 +9,7 @@ import type { JobTypeName } from "../domain/states.js";
 import { ExecutionCluster, type Job, JobEventSchema, JobSchema, JobState, JobType } from "../gen/jobs/v1/job_pb.js";
 import { ListJobsRequestSchema } from "../gen/jobs/v1/job_service_pb.js";
 import { addClientOptions, type ClientOptions, connect } from "./connection.js";
-import { EVENT_COLUMNS, eventRow, JOB_COLUMNS, jobBlock, jobRow, stateName, table, typeName } from "./format.js";
+import { EVENT_COLUMNS, eventRow, JOB_COLUMNS, JSON_OUTPUT, jobBlock, jobRow, stateName, table, typeName } from "./format.js";
 import { examples as withExamples } from "./help.js";
 import { assignment, count, enumNames, enumValue, isoTime, json, listOf, positiveNumber, readJsonFile, wholeNumber } from "./options.js";
 import { statusLine } from "./status-line.js";
@@ -103,7 +103,7 @@ export function registerClientCommands(program: Command): void {
       );
       return { items: res.jobs, next: res.nextPageToken };
     });
-    if (opts.json) printJson({ jobs: items.map((j) => toJson(JobSchema, j)), nextPageToken: next });
+    if (opts.json) printJson({ jobs: items.map((j) => toJson(JobSchema, j, JSON_OUTPUT)), nextPageToken: next });
     else printPage("jobs", items.length ? table(JOB_COLUMNS, items.map(jobRow)) : "no jobs\n", next);
   });
 
@@ -119,7 +119,7 @@ export function registerClientCommands(program: Command): void {
       const res = await client.listJobEvents({ jobId, pageSize, pageToken });
       return { items: res.events, next: res.nextPageToken };
     });
-    if (opts.json) printJson({ events: items.map((e) => toJson(JobEventSchema, e)), nextPageToken: next });
+    if (opts.json) printJson({ events: items.map((e) => toJson(JobEventSchema, e, JSON_OUTPUT)), nextPageToken: next });
     else printPage("events", table(EVENT_COLUMNS, items.map(eventRow)), next);
   });
 
@@ -281,7 +281,7 @@ function printPage(what: string, text: string, next: string): void {
 
 function printJob(opts: ClientOptions, job: Job | undefined): void {
   if (!job) throw new Error("the server sent no job");
-  if (opts.json) printJson(toJson(JobSchema, job));
+  if (opts.json) printJson(toJson(JobSchema, job, JSON_OUTPUT));
   else process.stdout.write(jobBlock(job));
 }
 
@@ -289,7 +289,7 @@ function printTransition(opts: ClientOptions, res: { job?: Job; changed: boolean
   const job = res.job;
   if (!job) throw new Error("the server sent no job");
   if (opts.json) {
-    printJson({ job: toJson(JobSchema, job), changed: res.changed });
+    printJson({ job: toJson(JobSchema, job, JSON_OUTPUT), changed: res.changed });
     return;
   }
   const state = `${stateName(job.state)} (revision ${job.revision})`;

@@ -34,6 +34,9 @@ function program(): Command {
 Client commands take --server URL (or JOBS_SERVER; default http://127.0.0.1:50051) and
 --token TOKEN (or JOBS_TOKEN; else JOBS_DATA_DIR/dev-token, written by an embedded server).
 Tokens and migrate work on the server's database: DATABASE_URL, or the embedded one.
+Health checks (grpc.health.v1.Health, no token) answer for the service names "" (the
+server) and "jobs.v1.JobService"; NOT_SERVING while the database is unreachable or the
+server drains.
 
 ${EXIT_CODES}
 

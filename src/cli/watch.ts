@@ -8,7 +8,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { FINISHED_STATES, type JobStateName } from "../domain/states.js";
 import { JobEventSchema } from "../gen/jobs/v1/job_pb.js";
 import type { ClientOptions, JobsClient } from "./connection.js";
-import { eventLine, stateName, time } from "./format.js";
+import { eventLine, JSON_OUTPUT, stateName, time } from "./format.js";
 import { statusLine } from "./status-line.js";
 
 /** Reconnection attempts in a row before giving up (about 30 s with the backoff below). */
@@ -40,7 +40,7 @@ export async function watchJob(client: JobsClient, jobId: string, after: bigint,
             const event = res.kind.value;
             revision = event.revision;
             state = stateName(event.toState);
-            status.print(opts.json ? JSON.stringify(toJson(JobEventSchema, event)) : eventLine(event));
+            status.print(opts.json ? JSON.stringify(toJson(JobEventSchema, event, JSON_OUTPUT)) : eventLine(event));
             show(FINISHED_STATES.has(state as JobStateName) ? "finished" : "waiting for the next change…");
           } else if (res.kind.case === "heartbeat") {
             show(`idle, server heartbeat at ${time(res.kind.value.sentAt).slice(11, 19)}`);

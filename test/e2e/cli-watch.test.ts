@@ -50,7 +50,7 @@ test("prints each event live until the job ends, then exits 0", async () => {
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const lines = lineReader(child.stdout!);
 
-  expect(await lines.next()).toMatch(/^rev 1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+CREATED\s+UNSPECIFIED -> PENDING\s+by service:test-service$/);
+  expect(await lines.next()).toMatch(/^rev 1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+CREATED\s+-> PENDING\s+by service:test-service$/);
   // Each change shows up while the command still runs: it is live, not a dump at the end.
   await client.call("RunJob", { job_id: job.id, executor_id: "ex-cli" });
   expect(await lines.next()).toMatch(/^rev 2\s.*\sSTARTED\s+PENDING -> RUNNING\s/);
