@@ -14,7 +14,7 @@ import { examples as withExamples } from "./help.js";
 import { assignment, count, enumNames, enumValue, isoTime, json, listOf, positiveNumber, readJsonFile, wholeNumber } from "./options.js";
 import { statusLine } from "./status-line.js";
 import { buildInput, buildResult, checkResultArgs, parseResult } from "./variants.js";
-import { watchJob } from "./watch.js";
+import { type WatchOptions, watchJob } from "./watch.js";
 
 type Assignments = Array<[string, string]>;
 
@@ -201,13 +201,11 @@ export function registerClientCommands(program: Command): void {
   );
 
   examples(
-    command("watch <job-id>", "print a job's events live until it finishes").option(
-      "--after <revision>",
-      "start after this revision (default 0: the whole history first)",
-      wholeNumber,
-    ),
-    ["jobsctl watch 0b5e…", "jobsctl watch 0b5e… --after 3 --json   # one JSON event per line"],
-  ).action(async (jobId: string, opts: ClientOptions & { after?: bigint }) => watchJob(connect(opts), jobId, opts.after ?? 0n, opts));
+    command("watch <job-id>", "print a job's events live until it finishes; resumes from the last revision if the connection breaks")
+      .option("--after <revision>", "start after this revision (default 0: the whole history first)", wholeNumber)
+      .option("--timeout <seconds>", "give up (exit 6) if the job has not finished by then (default: wait as long as it runs)", count),
+    ["jobsctl watch 0b5e…", "jobsctl watch 0b5e… --after 3 --json   # one JSON event per line", "jobsctl watch 0b5e… --timeout 3600"],
+  ).action(async (jobId: string, opts: WatchOptions & { after?: bigint }) => watchJob(connect(opts), jobId, opts.after ?? 0n, opts));
 }
 
 interface CreateOptions {
