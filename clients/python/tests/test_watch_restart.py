@@ -164,4 +164,5 @@ def test_watch_timeout_is_its_deadline(
             assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         else:
             raise AssertionError("the watch outlived its timeout")
-        assert seen == [1]
+        # The job never finishes: only the timeout ends the watch (after CREATED, unless that took longer).
+        assert seen in ([], [1])
