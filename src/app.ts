@@ -11,10 +11,10 @@ import { generateSecret, hashSecret } from "./auth/tokens.js";
 import type { Config } from "./config.js";
 import { EventHub } from "./events/hub.js";
 import { Notifier } from "./events/notifier.js";
-import { file_grpc_health_v1_health, Health } from "./gen/grpc/health/v1/health_pb.js";
+import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "./gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { file_jobs_v1_job_service, JobService } from "./gen/jobs/v1/job_service_pb.js";
+import { JobService } from "./gen/jobs/v1/job_service_pb.js";
 import { principalKey } from "./domain/principal.js";
 import type { Logger } from "./log.js";
 import { Reaper } from "./maintenance/reaper.js";
@@ -25,7 +25,7 @@ import { createHealthService, HealthState } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor, InFlight, loggingInterceptor } from "./rpc/interceptors.js";
 import { createJobService } from "./rpc/job-service.js";
 import { type Listener, listen } from "./rpc/listener.js";
-import { createReflectionServices } from "./rpc/reflection.js";
+import { createReflectionServices, describedFiles } from "./rpc/reflection.js";
 import { DatabaseProbe } from "./store/database-probe.js";
 import { isAlive, type RunningPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.js";
 import { JobStore } from "./store/job-store.js";
@@ -182,10 +182,12 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     probe.onChange(updateHealth);
     updateHealth();
 
-    const reflection = createReflectionServices(
-      [file_jobs_v1_job_service, file_grpc_health_v1_health, reflectionV1.file_grpc_reflection_v1_reflection, reflectionV1alpha.file_grpc_reflection_v1alpha_reflection],
-      [JobService.typeName, Health.typeName, reflectionV1.ServerReflection.typeName, reflectionV1alpha.ServerReflection.typeName],
-    );
+    const reflection = createReflectionServices(describedFiles(), [
+      JobService.typeName,
+      Health.typeName,
+      reflectionV1.ServerReflection.typeName,
+      reflectionV1alpha.ServerReflection.typeName,
+    ]);
     const routes = (router: ConnectRouter) => {
       router.service(
         JobService,
