@@ -16,6 +16,7 @@ test("pytest clients/python passes against a live server", async () => {
     "test_watch_resumes_from_the_last_revision_after_a_server_restart",
     "test_watch_resumes_after_the_server_is_killed",
     "test_watch_timeout_is_its_deadline",
+    "test_the_docs_python_example_runs_as_printed",
   ]) {
     expect(output).toMatch(new RegExp(`${name} PASSED`));
   }
