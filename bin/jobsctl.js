@@ -6,6 +6,7 @@
 // exits the way the child did, so a supervisor sees the server's own exit.
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import module from "node:module";
 import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -37,6 +38,9 @@ if (major < 24 && existsSync(bundledNode)) {
     process.exit(128 + (constants.signals[signal] ?? 0));
   });
 } else {
+  // Compiled code is cached between runs (in the OS's temporary directory):
+  // a command loads a few hundred modules, and compiling them is a good part of its start-up.
+  module.enableCompileCache?.();
   const entry = join(root, "dist", "src", "cli", "main.js");
   if (!existsSync(entry)) {
     console.error("jobsctl: not built yet; run `npm install` (or `npm run build`) in the checkout first");
