@@ -20,8 +20,17 @@ from jobs_client.client import (
     Backoff,
     JobsClient,
     JobWatch,
+    WatchTimeout,
     error_info,
     is_broken_stream,
 )
 
-__all__ = ["TERMINAL_STATES", "Backoff", "JobsClient", "JobWatch", "error_info", "is_broken_stream"]
+__all__ = [
+    "TERMINAL_STATES",
+    "Backoff",
+    "JobsClient",
+    "JobWatch",
+    "WatchTimeout",
+    "error_info",
+    "is_broken_stream",
+]

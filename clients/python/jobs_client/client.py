@@ -125,6 +125,22 @@ def is_broken_stream(error: grpc.RpcError) -> bool:
     return code in _CONNECTION_CODES and error_info(error) is None
 
 
+class WatchTimeout(grpc.RpcError):
+    """Raised by a watch whose ``timeout`` has passed; ``code()`` is
+    DEADLINE_EXCEEDED, whatever the call it cut short was doing then."""
+
+    def __init__(self, job_id: str, timeout: float, last_revision: int) -> None:
+        super().__init__(
+            f"job {job_id} did not finish within {timeout} s (last revision {last_revision})"
+        )
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def details(self) -> str:
+        return str(self)
+
+
 class JobWatch(Iterator[job_pb2.JobEvent]):
     """Iterates over one job's events (``JobEvent``), oldest first.
 
@@ -137,8 +153,9 @@ class JobWatch(Iterator[job_pb2.JobEvent]):
     ends the stream with OK, i.e. after an event whose ``to_state`` is
     COMPLETED, FAILED or CANCELLED. The server's own refusals (NOT_FOUND,
     OUT_OF_RANGE, UNAUTHENTICATED…), more than ``max_attempts`` failed
-    attempts in a row, or ``timeout`` seconds after the watch began (then
-    with DEADLINE_EXCEEDED) are raised as the ``grpc.RpcError``.
+    attempts in a row, are raised as the ``grpc.RpcError``; ``timeout``
+    seconds after the watch began, :class:`WatchTimeout` (an RpcError whose
+    code is DEADLINE_EXCEEDED).
 
     Heartbeats (sent by the server on idle streams) are not yielded; pass
     ``on_heartbeat`` to see them. ``close()`` (from any thread) stops the
@@ -158,6 +175,7 @@ class JobWatch(Iterator[job_pb2.JobEvent]):
         on_heartbeat: Optional[Callable[[job_pb2.Heartbeat], None]] = None,
     ) -> None:
         self._stub = stub
+        self._timeout = timeout
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self.job_id = job_id
         self._last_revision = after_revision
@@ -227,6 +245,9 @@ class JobWatch(Iterator[job_pb2.JobEvent]):
             except grpc.RpcError as error:
                 if self._closed.is_set():
                     return
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    # Whichever way the call ended then (its own deadline, or the server's answer to it).
+                    raise WatchTimeout(self.job_id, self._timeout or 0.0, self._last_revision) from error
                 if not is_broken_stream(error):
                     raise
                 failures += 1

@@ -13,7 +13,24 @@ import grpc
 from conftest import ServerProcess, Tokens, wait_until
 
 from jobs.v1 import job_pb2, job_service_pb2 as api
-from jobs_client import Backoff, JobsClient
+from jobs_client import Backoff, JobsClient, JobWatch, WatchTimeout
+
+
+def _consume(
+    watch: JobWatch, seen: List[job_pb2.JobEvent], failure: List[BaseException]
+) -> threading.Thread:
+    """Iterates over the watch in a thread: its events into `seen`, what it raised into `failure`."""
+
+    def consume() -> None:
+        try:
+            for event in watch:
+                seen.append(event)
+        except BaseException as error:
+            failure.append(error)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    return consumer
 
 
 def test_watch_resumes_from_the_last_revision_after_a_server_restart(
@@ -41,15 +58,7 @@ def test_watch_resumes_from_the_last_revision_after_a_server_restart(
             on_heartbeat=lambda beat: heartbeats.append(beat.revision),
         )
 
-        def consume() -> None:
-            try:
-                for event in watch:
-                    seen.append(event)
-            except BaseException as error:
-                failure.append(error)
-
-        consumer = threading.Thread(target=consume, daemon=True)
-        consumer.start()
+        consumer = _consume(watch, seen, failure)
         try:
             wait_until(lambda: len(seen) >= 1, "the CREATED event")
             writer.stub.RunJob(api.RunJobRequest(job_id=job.id, executor_id="py-worker"))
@@ -110,15 +119,7 @@ def test_watch_resumes_after_the_server_is_killed(
             on_reconnect=lambda after, error: reconnects.append(after),
         )
 
-        def consume() -> None:
-            try:
-                for event in watch:
-                    seen.append(event)
-            except BaseException as error:
-                failure.append(error)
-
-        consumer = threading.Thread(target=consume, daemon=True)
-        consumer.start()
+        consumer = _consume(watch, seen, failure)
         try:
             wait_until(lambda: len(seen) >= 1, "the CREATED event")
             writer.stub.RunJob(api.RunJobRequest(job_id=job.id, executor_id="py-worker"))
@@ -150,8 +151,9 @@ def test_watch_resumes_after_the_server_is_killed(
 def test_watch_timeout_is_its_deadline(
     server: ServerProcess, tokens: Tokens  # type: ignore[no-untyped-def]
 ) -> None:
-    """A watch with a timeout raises DEADLINE_EXCEEDED once it passes, whether
-    the stream is open then or the watch is waiting to reconnect."""
+    """A watch with a timeout raises WatchTimeout (DEADLINE_EXCEEDED) once it
+    passes, whether the stream is open then or the watch is waiting to
+    reconnect."""
     with JobsClient(server.address, tokens.scheduler) as client:
         job = client.stub.CreateJob(
             api.CreateJobRequest(type=job_pb2.JOB_TYPE_HEALTH_CHECK, company_id=7)
@@ -160,7 +162,7 @@ def test_watch_timeout_is_its_deadline(
         try:
             for event in client.watch_job(job.id, timeout=0.5):
                 seen.append(event.revision)
-        except grpc.RpcError as error:
+        except WatchTimeout as error:
             assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
         else:
             raise AssertionError("the watch outlived its timeout")
