@@ -9,6 +9,7 @@
 import { constants } from "node:os";
 import type { App } from "./app.js";
 import type { Config } from "./config.js";
+import { launcherPid, whenLauncherGone } from "./launcher.js";
 import type { Logger } from "./log.js";
 import { isConnectionError } from "./store/sql.js";
 import { MigrationFailed } from "./store/orm.js";
@@ -65,23 +66,6 @@ const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
  * and npm or bin/jobsctl.js passes it on to the server as well.
  */
 const REPEAT_WINDOW_MS = 500;
-/** How often a server started by a launcher checks that the launcher is still there. */
-const PARENT_CHECK_MS = 500;
-
-/**
- * The pid of the launcher this process was started by, whose end should end
- * the server too; null when started directly (a shell, systemd, a container's
- * init), where the parent may go away on purpose (`nohup jobsctl serve &`).
- */
-function launcherPid(): number | null {
-  const parent = process.ppid;
-  if (parent <= 1) return null;
-  const launchedBy = process.env.JOBSCTL_LAUNCHER_PID;
-  if (launchedBy !== undefined) return launchedBy === String(parent) ? parent : null;
-  // npm start, npm run, npx: npm sets this for the scripts it runs.
-  return process.env.npm_lifecycle_event ? parent : null;
-}
-
 type StopReason = NodeJS.Signals | "launcher gone";
 
 function watchSignals(log: Logger, launcher: number | null) {
@@ -112,19 +96,17 @@ function watchSignals(log: Logger, launcher: number | null) {
     process.exit(128 + constants.signals[signal]);
   };
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
-  // Re-parented (the launcher exited or was killed): nobody is left to pass a signal on.
-  const parentCheck =
+  // Nobody is left to pass a signal on: stop as if one had come.
+  const stopWatching =
     launcher === null
-      ? undefined
-      : setInterval(() => {
-          if (process.ppid === launcher || received !== null) return;
-          clearInterval(parentCheck);
-          stop("launcher gone", { launcher_pid: launcher });
-        }, PARENT_CHECK_MS).unref();
+      ? () => {}
+      : whenLauncherGone(launcher, () => {
+          if (received === null) stop("launcher gone", { launcher_pid: launcher });
+        });
   return {
     first,
     dispose() {
-      clearInterval(parentCheck);
+      stopWatching();
       for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     },
   };

@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Command, CommanderError } from "commander";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { launcherPid, whenLauncherGone } from "../launcher.js";
 import { registerAdminCommands } from "./admin.js";
 import { registerClientCommands } from "./client.js";
 import { EXIT, exitCodeFor, hintFor } from "./exit-codes.js";
@@ -57,6 +58,11 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
   throw error;
 });
+
+// A command whose launcher is gone ends as if the launcher had passed a SIGTERM on
+// (`watch` would otherwise wait for its job forever); serve drains instead (src/lifecycle.ts).
+const launcher = process.argv[2] === "serve" ? null : launcherPid();
+if (launcher !== null) whenLauncherGone(launcher, () => process.kill(process.pid, "SIGTERM"));
 
 let running: Command | undefined;
 const cli = program().hook("preAction", (_root, action) => {

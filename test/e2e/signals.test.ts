@@ -164,3 +164,31 @@ test.each(["npm start", "node bin/jobsctl.js serve (system Node)"] as const)(
   },
   120_000,
 );
+
+test("a client command whose launcher is killed with SIGKILL does not linger: `watch` (which waits for its job) ends too", async () => {
+  // A server to watch (Node 24, directly), and a job that never finishes.
+  const chain = await start("node bin/jobsctl.js serve (Node 24)");
+  const address = /^jobs is serving .* on (http:\/\/\S+)$/m.exec(chain.output())![1];
+  const token = readFileSync(join(dataDir, "dev-token"), "utf8").trim();
+  const env = childEnv({ PATH: SYSTEM_PATH, JOBS_SERVER: address, JOBS_TOKEN: token });
+  const created = execFileSync(process.execPath, ["bin/jobsctl.js", "create", "--type", "forecast", "--company", "1", "-q"], { cwd: ROOT, env, encoding: "utf8" });
+  // Under the system's Node: bin/jobsctl.js runs the command in a Node 24 child.
+  const launcher = spawn(SYSTEM_NODE, ["bin/jobsctl.js", "watch", created.trim()], { cwd: ROOT, env, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  groups.push(launcher.pid!);
+  let output = "";
+  launcher.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  await eventually(() => output.includes("CREATED"), "the watch to print the job's creation", 30_000);
+  const watcher = childrenOf(launcher.pid!)[0];
+  expect(watcher).toBeGreaterThan(0);
+  servers.push(watcher);
+
+  process.kill(launcher.pid!, "SIGKILL");
+  await eventually(() => !isAlive(watcher), "the watch to end once its launcher is gone", 30_000);
+  process.kill(chain.server, "SIGTERM");
+  expect(await within(chain.exited, 60_000, "the server to exit")).toEqual({ code: 0, signal: null });
+}, 120_000);
+
+/** The pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+}
