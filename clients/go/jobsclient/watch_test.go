@@ -189,9 +189,11 @@ func TestWatchResumesFromTheLastRevisionAfterAServerRestart(t *testing.T) {
 	}
 }
 
-func TestWatchReportsErrorsOtherThanUnavailable(t *testing.T) {
+// oneJob starts a server, connects to it, and creates a job that nobody runs.
+func oneJob(t *testing.T, tokenName string) (*jobsclient.Client, string) {
+	t.Helper()
 	server := livetest.StartT(t, 0)
-	token, err := livetest.CreateToken("go-watcher")
+	token, err := livetest.CreateToken(tokenName)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,15 +201,19 @@ func TestWatchReportsErrorsOtherThanUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
-	ctx := context.Background()
-	created, err := c.CreateJob(ctx, &jobsv1.CreateJobRequest{Type: jobsv1.JobType_JOB_TYPE_HEALTH_CHECK, CompanyId: 7})
+	t.Cleanup(func() { c.Close() })
+	created, err := c.CreateJob(context.Background(), &jobsv1.CreateJobRequest{Type: jobsv1.JobType_JOB_TYPE_HEALTH_CHECK, CompanyId: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, created.GetJob().GetId()
+}
+
+func TestWatchReportsErrorsOtherThanUnavailable(t *testing.T) {
+	c, jobID := oneJob(t, "go-watcher")
 	// after_revision beyond the job's revision is OUT_OF_RANGE: not retried, yielded once.
 	var errs []error
-	for event, err := range c.WatchJob(ctx, created.GetJob().GetId(), jobsclient.WatchOptions{AfterRevision: 5}).Events() {
+	for event, err := range c.WatchJob(context.Background(), jobID, jobsclient.WatchOptions{AfterRevision: 5}).Events() {
 		if event != nil {
 			t.Errorf("unexpected event %v", event)
 		}
@@ -261,25 +267,12 @@ func TestWatchResumesAfterTheServerIsKilled(t *testing.T) {
 // A context deadline is the watch's deadline: it ends the watch with the
 // context's error, whether a stream is open then or it waits to reconnect.
 func TestWatchEndsAtTheContextDeadline(t *testing.T) {
-	server := livetest.StartT(t, 0)
-	token, err := livetest.CreateToken("go-watch-deadline")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := jobsclient.New(server.Addr(), token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	created, err := c.CreateJob(context.Background(), &jobsv1.CreateJobRequest{Type: jobsv1.JobType_JOB_TYPE_HEALTH_CHECK, CompanyId: 7})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, jobID := oneJob(t, "go-watch-deadline")
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	var revisions []int64
 	var errs []error
-	for event, err := range c.WatchJob(ctx, created.GetJob().GetId(), jobsclient.WatchOptions{}).Events() {
+	for event, err := range c.WatchJob(ctx, jobID, jobsclient.WatchOptions{}).Events() {
 		if err != nil {
 			errs = append(errs, err)
 		} else {

@@ -7,13 +7,28 @@ lost or repeated."""
 from __future__ import annotations
 
 import threading
-from typing import List, Tuple
+from contextlib import contextmanager
+from typing import Iterator, List, Tuple
 
 import grpc
 from conftest import ServerProcess, Tokens, wait_until
 
 from jobs.v1 import job_pb2, job_service_pb2 as api
 from jobs_client import Backoff, JobsClient, JobWatch, WatchTimeout
+
+
+@contextmanager
+def _writer_reader_job(
+    replica: ServerProcess, watched: ServerProcess, tokens: Tokens
+) -> Iterator[Tuple[JobsClient, JobsClient, job_pb2.Job]]:
+    """A writer on `replica`, a reader on `watched` (same database), and a new job."""
+    with JobsClient(replica.address, tokens.scheduler) as writer, JobsClient(
+        watched.address, tokens.executor
+    ) as reader:
+        job = writer.stub.CreateJob(
+            api.CreateJobRequest(type=job_pb2.JOB_TYPE_HEALTH_CHECK, company_id=7)
+        ).job
+        yield writer, reader, job
 
 
 def _consume(
@@ -39,12 +54,7 @@ def test_watch_resumes_from_the_last_revision_after_a_server_restart(
     watched = start_server()  # the server the watcher talks to; restarted below
     # `server` is a second replica on the same database: it takes the writes,
     # also while `watched` is down.
-    with JobsClient(server.address, tokens.scheduler) as writer, JobsClient(
-        watched.address, tokens.executor
-    ) as reader:
-        job = writer.stub.CreateJob(
-            api.CreateJobRequest(type=job_pb2.JOB_TYPE_HEALTH_CHECK, company_id=7)
-        ).job
+    with _writer_reader_job(server, watched, tokens) as (writer, reader, job):
 
         seen: List[job_pb2.JobEvent] = []
         reconnects: List[Tuple[int, grpc.StatusCode]] = []
@@ -104,12 +114,7 @@ def test_watch_resumes_after_the_server_is_killed(
     breaks. The watch resumes all the same, once the server is back on the same
     port and database, and ends by itself when the job finishes."""
     watched = start_server()
-    with JobsClient(server.address, tokens.scheduler) as writer, JobsClient(
-        watched.address, tokens.executor
-    ) as reader:
-        job = writer.stub.CreateJob(
-            api.CreateJobRequest(type=job_pb2.JOB_TYPE_HEALTH_CHECK, company_id=7)
-        ).job
+    with _writer_reader_job(server, watched, tokens) as (writer, reader, job):
         seen: List[job_pb2.JobEvent] = []
         reconnects: List[int] = []
         failure: List[BaseException] = []
