@@ -1,7 +1,7 @@
 // How another Node service talks to jobs: the generated Connect client
 // (src/gen, `npm run generate`) over gRPC, with the bearer token in an
 // interceptor, ErrorInfo read from errors, and a watch that resumes from the
-// last revision after UNAVAILABLE. Copy what you need; the pieces are small.
+// last revision whenever its stream breaks. Copy what you need; the pieces are small.
 //
 //   npm run -s build && node dist/examples/ts-client.js --server http://127.0.0.1:50051 --token "$JOBS_TOKEN"
 //
@@ -53,15 +53,18 @@ export interface WatchOptions {
   maxBackoffMs?: number;
   /** Called before each reconnect with the revision it resumes after. */
   onReconnect?: (afterRevision: bigint, error: ConnectError) => void;
+  /** Stops the watch (it throws CANCELED): the caller's own, or AbortSignal.timeout(ms) as a deadline. */
   signal?: AbortSignal;
 }
 
 /**
- * One job's events, oldest first, then live. On UNAVAILABLE (the server
- * drains, restarts, or the network drops) it waits and calls WatchJob again
- * after the last revision it delivered: nothing is lost or repeated. Ends when
- * the server ends the stream with OK (after COMPLETED, FAILED or CANCELLED);
- * other errors are thrown. Heartbeats are skipped.
+ * One job's events, oldest first, then live. When the stream breaks without
+ * the server ending it (it drains, restarts or crashes, or the network drops)
+ * it waits, with backoff, and calls WatchJob again after the last revision it
+ * delivered: nothing is lost or repeated. It keeps trying until the job ends
+ * (the server ends the stream with OK after COMPLETED, FAILED or CANCELLED) or
+ * `signal` aborts; the server's own refusals (NOT_FOUND, OUT_OF_RANGE,
+ * UNAUTHENTICATED …) are thrown. Heartbeats are skipped.
  */
 export async function* watchJob(client: JobsClient, jobId: string, options: WatchOptions = {}): AsyncGenerator<JobEvent> {
   let after = options.afterRevision ?? 0n;
@@ -80,26 +83,31 @@ export async function* watchJob(client: JobsClient, jobId: string, options: Watc
       return; // ended with OK: the job is finished
     } catch (error) {
       const err = ConnectError.from(error);
-      if (!isTransient(err) || options.signal?.aborted) throw err;
+      if (!isBrokenStream(err) || options.signal?.aborted) throw err;
       failures += 1;
       const delay = Math.min(max, initial * 2 ** (failures - 1)) * (0.8 + Math.random() * 0.4);
-      await new Promise((resolve) => setTimeout(resolve, delay));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        options.signal?.addEventListener("abort", () => (clearTimeout(timer), resolve()), { once: true });
+      });
       options.onReconnect?.(after, err);
     }
   }
 }
 
 /**
- * Whether a failed call may succeed if retried: UNAVAILABLE, which is what the
- * server sends when it drains and what connect-node makes of a refused or
- * reset connection. (Where a Node error crosses realms, as under jest's vm,
- * connect-node cannot recognize it and says INTERNAL with the Node error as
- * the cause: look at the cause's code too.)
+ * Whether a failed stream broke rather than being ended by the server:
+ * UNAVAILABLE (the server drains, or the connection is refused or reset), or
+ * a status connect-node made up for a connection that went away (a killed
+ * server's reset is CANCELED, a cut-off body UNKNOWN or INTERNAL; a Node
+ * error from another realm, as under jest's vm, is INTERNAL too). Every
+ * error the jobs service itself sends carries an ErrorInfo, so one without
+ * is the connection's.
  */
-export function isTransient(error: ConnectError): boolean {
+export function isBrokenStream(error: ConnectError): boolean {
   if (error.code === Code.Unavailable) return true;
-  const cause = error.cause as { code?: unknown } | undefined;
-  return typeof cause?.code === "string" && ["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT"].includes(cause.code);
+  const madeUp = [Code.Canceled, Code.Unknown, Code.Internal, Code.Aborted].includes(error.code);
+  return madeUp && errorInfo(error) === undefined;
 }
 
 export interface ExampleSummary {

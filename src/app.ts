@@ -1,7 +1,7 @@
 // Wiring only: builds every part from the config, starts them in order, and
 // stops them in reverse on drain (SPEC §7).
 
-import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ConnectRouter } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
@@ -9,12 +9,13 @@ import { Authenticator } from "./auth/authenticator.js";
 import { StreamTokens } from "./auth/stream-tokens.js";
 import { generateSecret, hashSecret } from "./auth/tokens.js";
 import type { Config } from "./config.js";
+import { openDatabase } from "./database.js";
 import { EventHub } from "./events/hub.js";
 import { Notifier } from "./events/notifier.js";
-import { file_grpc_health_v1_health, Health } from "./gen/grpc/health/v1/health_pb.js";
+import { Health } from "./gen/grpc/health/v1/health_pb.js";
 import * as reflectionV1 from "./gen/grpc/reflection/v1/reflection_pb.js";
 import * as reflectionV1alpha from "./gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { file_jobs_v1_job_service, JobService } from "./gen/jobs/v1/job_service_pb.js";
+import { JobService } from "./gen/jobs/v1/job_service_pb.js";
 import { principalKey } from "./domain/principal.js";
 import type { Logger } from "./log.js";
 import { Reaper } from "./maintenance/reaper.js";
@@ -26,9 +27,8 @@ import { createHealthService, HealthState } from "./rpc/health.js";
 import { authInterceptor, errorInterceptor, InFlight, loggingInterceptor } from "./rpc/interceptors.js";
 import { createJobService } from "./rpc/job-service.js";
 import { type Listener, listen } from "./rpc/listener.js";
-import { createReflectionServices } from "./rpc/reflection.js";
+import { createReflectionServices, describedFiles } from "./rpc/reflection.js";
 import { DatabaseProbe } from "./store/database-probe.js";
-import { isAlive, type RunningPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.js";
 import { JobStore } from "./store/job-store.js";
 import { migrate, openOrm } from "./store/orm.js";
 import { TokenStore } from "./store/token-store.js";
@@ -57,52 +57,6 @@ export interface StartOptions {
 }
 
 export const DEV_TOKEN_DESCRIPTION = "development token (jobsctl serve, embedded database)";
-
-/**
- * The database to use: DATABASE_URL, or the embedded PostgreSQL in
- * JOBS_DATA_DIR. A server owns its embedded database (and stops an orphan
- * left by a killed server); a CLI command (`forCli`) uses the one a running
- * server started, or starts it for the duration of the command.
- */
-export async function openDatabase(
-  config: Config,
-  log: Logger,
-  forCli = false,
-): Promise<{ url: string; embedded: RunningPostgres | null }> {
-  if (config.databaseUrl) return { url: config.databaseUrl, embedded: null };
-  mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
-  if (!forCli) claimDataDir(config.dataDir);
-  const dataDir = join(config.dataDir, "pg");
-  const embedded = await startEmbeddedPostgres({
-    dataDir,
-    port: config.embeddedPostgresPort,
-    log: (line) => log.debug("postgres", { line }),
-    reuseRunning: forCli,
-  });
-  log.debug("embedded PostgreSQL ready", { dataDir, port: embedded.port });
-  return { url: embedded.url, embedded };
-}
-
-/** One server per data directory: a second would fight the first over its PostgreSQL. */
-function claimDataDir(dataDir: string): void {
-  const pidFile = join(dataDir, "server.pid");
-  if (existsSync(pidFile)) {
-    const pid = Number(readFileSync(pidFile, "utf8").trim());
-    if (pid !== process.pid && Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
-      throw new Error(
-        `another jobsctl serve (pid ${pid}) uses JOBS_DATA_DIR=${dataDir}; stop it, or set JOBS_DATA_DIR or DATABASE_URL for this one`,
-      );
-    }
-  }
-  writeFileSync(pidFile, `${process.pid}\n`);
-  process.once("exit", () => {
-    try {
-      if (readFileSync(pidFile, "utf8").trim() === String(process.pid)) unlinkSync(pidFile);
-    } catch {
-      // already gone
-    }
-  });
-}
 
 export async function startApp(config: Config, log: Logger, options: StartOptions = {}): Promise<App> {
   const { url: databaseUrl, embedded } = await openDatabase(config, log);
@@ -187,10 +141,12 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     probe.onChange(updateHealth);
     updateHealth();
 
-    const reflection = createReflectionServices(
-      [file_jobs_v1_job_service, file_grpc_health_v1_health, reflectionV1.file_grpc_reflection_v1_reflection, reflectionV1alpha.file_grpc_reflection_v1alpha_reflection],
-      [JobService.typeName, Health.typeName, reflectionV1.ServerReflection.typeName, reflectionV1alpha.ServerReflection.typeName],
-    );
+    const reflection = createReflectionServices(describedFiles(), [
+      JobService.typeName,
+      Health.typeName,
+      reflectionV1.ServerReflection.typeName,
+      reflectionV1alpha.ServerReflection.typeName,
+    ]);
     const routes = (router: ConnectRouter) => {
       router.service(
         JobService,
@@ -205,6 +161,8 @@ export async function startApp(config: Config, log: Logger, options: StartOption
           drainSignal: drain.signal,
           streamTokens,
         }),
+        // JSON answers (Connect, gRPC-Web) carry every field: a no-op's `changed: false`, a new job's `attempt: 0`.
+        { jsonOptions: { alwaysEmitImplicit: true } },
       );
       router.service(Health, createHealthService(health, drain.signal));
       router.service(reflectionV1.ServerReflection, reflection.v1);

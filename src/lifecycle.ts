@@ -1,10 +1,15 @@
-// The life of a `jobsctl serve` process (SPEC §7): start, or say in one line
-// why not and what to do; on SIGTERM or SIGINT drain; on a second signal
-// during the drain, exit at once.
+// The life of a `jobsctl serve` process (docs/contract.md): start, or say in
+// one line why not and what to do; on SIGTERM, SIGINT or SIGHUP drain; on a
+// second signal during the drain, exit at once. Started by a launcher (npm,
+// npx, or bin/jobsctl.js re-running itself under Node 24), it also drains when
+// that launcher is gone: a launcher that dies without passing the signal on
+// (npx's shell, one killed with SIGKILL) must not leave the server and its
+// embedded PostgreSQL running.
 
 import { constants } from "node:os";
 import type { App } from "./app.js";
 import type { Config } from "./config.js";
+import { launcherPid, whenLauncherGone } from "./launcher.js";
 import type { Logger } from "./log.js";
 import { isConnectionError } from "./store/sql.js";
 import { MigrationFailed } from "./store/orm.js";
@@ -31,7 +36,7 @@ export interface Serving {
  * could not start is on stderr.
  */
 export async function startServing(start: () => Promise<App>, config: Config, log: Logger): Promise<Serving | number> {
-  const signals = watchSignals(log);
+  const signals = watchSignals(log, launcherPid());
   let app: App;
   try {
     app = await start();
@@ -53,17 +58,36 @@ export async function startServing(start: () => Promise<App>, config: Config, lo
   };
 }
 
-function watchSignals(log: Logger) {
-  let received: NodeJS.Signals | null = null;
-  let resolveFirst: (signal: NodeJS.Signals) => void = () => {};
-  const first = new Promise<NodeJS.Signals>((resolve) => {
+/** The signals that stop the server: a supervisor's, Ctrl-C, and the terminal closing. */
+const STOP_SIGNALS = ["SIGTERM", "SIGINT", "SIGHUP"] as const;
+/**
+ * A repeat of the first signal this soon is the same request arriving twice,
+ * not a second request: Ctrl-C reaches every process of the terminal's group,
+ * and npm or bin/jobsctl.js passes it on to the server as well.
+ */
+const REPEAT_WINDOW_MS = 500;
+type StopReason = NodeJS.Signals | "launcher gone";
+
+function watchSignals(log: Logger, launcher: number | null) {
+  let received: StopReason | null = null;
+  let receivedAt = 0;
+  let resolveFirst: (reason: StopReason) => void = () => {};
+  const first = new Promise<StopReason>((resolve) => {
     resolveFirst = resolve;
   });
+  const stop = (reason: StopReason, fields: Record<string, unknown>) => {
+    received = reason;
+    receivedAt = Date.now();
+    log.info(reason === "launcher gone" ? "launcher gone: stopping" : "signal received", fields);
+    resolveFirst(reason);
+  };
   const onSignal = (signal: NodeJS.Signals) => {
     if (received === null) {
-      received = signal;
-      log.info("signal received", { signal });
-      resolveFirst(signal);
+      stop(signal, { signal });
+      return;
+    }
+    if (signal === received && Date.now() - receivedAt < REPEAT_WINDOW_MS) {
+      log.debug("the same signal again, passed on by a launcher: already draining", { signal });
       return;
     }
     // Someone wants it gone now: calls still in flight are cut off, and their
@@ -71,13 +95,19 @@ function watchSignals(log: Logger) {
     log.warn("second signal: exiting now, without finishing the drain", { signal, first_signal: received });
     process.exit(128 + constants.signals[signal]);
   };
-  process.on("SIGTERM", onSignal);
-  process.on("SIGINT", onSignal);
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal);
+  // Nobody is left to pass a signal on: stop as if one had come.
+  const stopWatching =
+    launcher === null
+      ? () => {}
+      : whenLauncherGone(launcher, () => {
+          if (received === null) stop("launcher gone", { launcher_pid: launcher });
+        });
   return {
     first,
     dispose() {
-      process.off("SIGTERM", onSignal);
-      process.off("SIGINT", onSignal);
+      stopWatching();
+      for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
     },
   };
 }

@@ -15,7 +15,7 @@ import { examples } from "./help.js";
  */
 async function withDatabase<T>(work: (orm: MikroORM, url: string) => Promise<T>): Promise<T> {
   const [{ openDatabase }, { loadConfig }, { createLogger }, { openOrm }] = await Promise.all([
-    import("../app.js"),
+    import("../database.js"),
     import("../config.js"),
     import("../log.js"),
     import("../store/orm.js"),

@@ -9,12 +9,12 @@ import type { JobTypeName } from "../domain/states.js";
 import { ExecutionCluster, type Job, JobEventSchema, JobSchema, JobState, JobType } from "../gen/jobs/v1/job_pb.js";
 import { ListJobsRequestSchema } from "../gen/jobs/v1/job_service_pb.js";
 import { addClientOptions, type ClientOptions, connect } from "./connection.js";
-import { EVENT_COLUMNS, eventRow, JOB_COLUMNS, jobBlock, jobRow, stateName, table, typeName } from "./format.js";
+import { EVENT_COLUMNS, eventRow, JOB_COLUMNS, JSON_OUTPUT, jobBlock, jobRow, stateName, table, typeName } from "./format.js";
 import { examples as withExamples } from "./help.js";
 import { assignment, count, enumNames, enumValue, isoTime, json, listOf, positiveNumber, readJsonFile, wholeNumber } from "./options.js";
 import { statusLine } from "./status-line.js";
 import { buildInput, buildResult, checkResultArgs, parseResult } from "./variants.js";
-import { watchJob } from "./watch.js";
+import { type WatchOptions, watchJob } from "./watch.js";
 
 type Assignments = Array<[string, string]>;
 
@@ -103,7 +103,7 @@ export function registerClientCommands(program: Command): void {
       );
       return { items: res.jobs, next: res.nextPageToken };
     });
-    if (opts.json) printJson({ jobs: items.map((j) => toJson(JobSchema, j)), nextPageToken: next });
+    if (opts.json) printJson({ jobs: items.map((j) => toJson(JobSchema, j, JSON_OUTPUT)), nextPageToken: next });
     else printPage("jobs", items.length ? table(JOB_COLUMNS, items.map(jobRow)) : "no jobs\n", next);
   });
 
@@ -119,7 +119,7 @@ export function registerClientCommands(program: Command): void {
       const res = await client.listJobEvents({ jobId, pageSize, pageToken });
       return { items: res.events, next: res.nextPageToken };
     });
-    if (opts.json) printJson({ events: items.map((e) => toJson(JobEventSchema, e)), nextPageToken: next });
+    if (opts.json) printJson({ events: items.map((e) => toJson(JobEventSchema, e, JSON_OUTPUT)), nextPageToken: next });
     else printPage("events", table(EVENT_COLUMNS, items.map(eventRow)), next);
   });
 
@@ -201,13 +201,11 @@ export function registerClientCommands(program: Command): void {
   );
 
   examples(
-    command("watch <job-id>", "print a job's events live until it finishes").option(
-      "--after <revision>",
-      "start after this revision (default 0: the whole history first)",
-      wholeNumber,
-    ),
-    ["jobsctl watch 0b5e…", "jobsctl watch 0b5e… --after 3 --json   # one JSON event per line"],
-  ).action(async (jobId: string, opts: ClientOptions & { after?: bigint }) => watchJob(connect(opts), jobId, opts.after ?? 0n, opts));
+    command("watch <job-id>", "print a job's events live until it finishes; resumes from the last revision if the connection breaks")
+      .option("--after <revision>", "start after this revision (default 0: the whole history first)", wholeNumber)
+      .option("--timeout <seconds>", "give up (exit 6) if the job has not finished by then (default: wait as long as it runs)", count),
+    ["jobsctl watch 0b5e…", "jobsctl watch 0b5e… --after 3 --json   # one JSON event per line", "jobsctl watch 0b5e… --timeout 3600"],
+  ).action(async (jobId: string, opts: WatchOptions & { after?: bigint }) => watchJob(connect(opts), jobId, opts.after ?? 0n, opts));
 }
 
 interface CreateOptions {
@@ -281,7 +279,7 @@ function printPage(what: string, text: string, next: string): void {
 
 function printJob(opts: ClientOptions, job: Job | undefined): void {
   if (!job) throw new Error("the server sent no job");
-  if (opts.json) printJson(toJson(JobSchema, job));
+  if (opts.json) printJson(toJson(JobSchema, job, JSON_OUTPUT));
   else process.stdout.write(jobBlock(job));
 }
 
@@ -289,7 +287,7 @@ function printTransition(opts: ClientOptions, res: { job?: Job; changed: boolean
   const job = res.job;
   if (!job) throw new Error("the server sent no job");
   if (opts.json) {
-    printJson({ job: toJson(JobSchema, job), changed: res.changed });
+    printJson({ job: toJson(JobSchema, job, JSON_OUTPUT), changed: res.changed });
     return;
   }
   const state = `${stateName(job.state)} (revision ${job.revision})`;

@@ -30,6 +30,13 @@ export function block(entries: ReadonlyArray<readonly [string, string | undefine
   return shown.map(([key, value]) => `${(key ? `${key}:` : "").padEnd(width)} ${value}`).join("\n") + "\n";
 }
 
+/**
+ * --json output: proto JSON with every field, defaults included. Proto JSON
+ * leaves out zero values, so a no-op's `changed: false` or a job's `attempt: 0`
+ * would be missing for a script that reads them.
+ */
+export const JSON_OUTPUT = { alwaysEmitImplicit: true } as const;
+
 export const stateName = (s: JobState): string => JobState[s] ?? String(s);
 export const typeName = (t: JobType): string => JobType[t] ?? String(t);
 export const eventTypeName = (t: JobEventType): string => JobEventType[t] ?? String(t);
@@ -81,13 +88,16 @@ export function jobRow(job: Job): string[] {
   return [job.id, typeName(job.type), stateName(job.state), String(job.revision), String(job.companyId), job.executorId, time(job.createdAt)];
 }
 
+/** A job's creation comes from no state: shown as "-", not as the enum's zero value. */
+const fromStateName = (s: JobState): string => (s === JobState.UNSPECIFIED ? "-" : stateName(s));
+
 export const EVENT_COLUMNS = ["REV", "TIME", "EVENT", "FROM", "TO", "BY"] as const;
 export function eventRow(event: JobEvent): string[] {
   return [
     String(event.revision),
     time(event.occurredAt),
     eventTypeName(event.type),
-    stateName(event.fromState),
+    fromStateName(event.fromState),
     stateName(event.toState),
     principal(event.actor),
   ];
@@ -96,5 +106,6 @@ export function eventRow(event: JobEvent): string[] {
 /** One event on its own line, for output that streams (watch): fixed widths instead of a table. */
 export function eventLine(event: JobEvent): string {
   const [rev, at, type, from, to, by] = eventRow(event);
-  return `rev ${rev.padEnd(3)}  ${at}  ${type.padEnd(22)}  ${from} -> ${to}${by ? `  by ${by}` : ""}`;
+  const transition = from === "-" ? `-> ${to}` : `${from} -> ${to}`;
+  return `rev ${rev.padEnd(3)}  ${at}  ${type.padEnd(22)}  ${transition}${by ? `  by ${by}` : ""}`;
 }

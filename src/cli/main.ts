@@ -5,6 +5,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Command, CommanderError } from "commander";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { launcherPid, whenLauncherGone } from "../launcher.js";
 import { registerAdminCommands } from "./admin.js";
 import { registerClientCommands } from "./client.js";
 import { EXIT, exitCodeFor, hintFor } from "./exit-codes.js";
@@ -34,6 +35,9 @@ function program(): Command {
 Client commands take --server URL (or JOBS_SERVER; default http://127.0.0.1:50051) and
 --token TOKEN (or JOBS_TOKEN; else JOBS_DATA_DIR/dev-token, written by an embedded server).
 Tokens and migrate work on the server's database: DATABASE_URL, or the embedded one.
+Health checks (grpc.health.v1.Health, no token) answer for the service names "" (the
+server) and "jobs.v1.JobService"; NOT_SERVING while the database is unreachable or the
+server drains.
 
 ${EXIT_CODES}
 
@@ -54,6 +58,11 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   if (error.code === "EPIPE") process.exit(process.exitCode ?? 0);
   throw error;
 });
+
+// A command whose launcher is gone ends as if the launcher had passed a SIGTERM on
+// (`watch` would otherwise wait for its job forever); serve drains instead (src/lifecycle.ts).
+const launcher = process.argv[2] === "serve" ? null : launcherPid();
+if (launcher !== null) whenLauncherGone(launcher, () => process.kill(process.pid, "SIGTERM"));
 
 let running: Command | undefined;
 const cli = program().hook("preAction", (_root, action) => {

@@ -83,12 +83,12 @@ export class StaleAttempt extends DomainError {
 }
 
 export class ResultTypeMismatch extends DomainError {
-  constructor(jobId: string, jobType: string, given: string, expected: string) {
+  constructor(jobId: string, jobType: string, state: JobStateName, given: string, expected: string) {
     super(
       "invalid_argument",
       "RESULT_TYPE_MISMATCH",
       `job ${jobId} is of type ${jobType}: its result must be the ${expected} variant, not ${given || "an empty result"}`,
-      { job_id: jobId, call: "CompleteJob", field: "result" },
+      { job_id: jobId, call: "CompleteJob", field: "result", state: `JOB_STATE_${state}` },
     );
   }
 }

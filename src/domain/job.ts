@@ -99,7 +99,7 @@ export function applyTransition(job: JobRecord, args: TransitionArgs, actor: Pri
   if (args.call === "CompleteJob") {
     const expected = resultCaseFor(job.type);
     if (args.resultCase !== expected) {
-      throw new ResultTypeMismatch(job.id, job.type, args.resultCase, expected);
+      throw new ResultTypeMismatch(job.id, job.type, job.state, args.resultCase, expected);
     }
   }
   if ((args.call === "CompleteJob" || args.call === "FailJob") && args.attempt !== 0 && args.attempt !== job.attempt) {

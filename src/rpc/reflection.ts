@@ -1,12 +1,16 @@
-// gRPC server reflection, v1 and v1alpha (SPEC §2), from the descriptors the
-// server was generated from, so grpcurl, `buf curl` and Postman need no proto
-// files. Both versions share one implementation: their messages are
-// identical field for field.
+// gRPC server reflection, v1 and v1alpha (docs/contract.md), so grpcurl,
+// `buf curl` and Postman need no proto files. It serves every file compiled
+// from proto/ and every file those import, with their comments (source info),
+// from the set `npm run generate` writes (scripts/protoc-gen-descriptors.mjs):
+// the types a client meets in error details (google.rpc.ErrorInfo) too, not
+// only those a service's methods name. Both versions share one
+// implementation: their messages are identical field for field.
 
-import { create, createRegistry, type DescFile, type Registry, toBinary } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { create, createFileRegistry, type DescFile, type FileRegistry, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema, FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { Code } from "@connectrpc/connect";
+import { FILE_DESCRIPTOR_SET_BASE64 } from "../gen/descriptors.js";
 import * as v1 from "../gen/grpc/reflection/v1/reflection_pb.js";
 import * as v1alpha from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 
@@ -19,16 +23,13 @@ interface Answer {
   error?: { code: Code; message: string };
 }
 
-export function createReflectionServices(files: DescFile[], serviceNames: string[]) {
-  const byName = new Map<string, DescFile>();
-  const collect = (file: DescFile) => {
-    if (byName.has(file.proto.name)) return;
-    byName.set(file.proto.name, file);
-    file.dependencies.forEach(collect);
-  };
-  files.forEach(collect);
-  const registry = createRegistry(...byName.values());
-  const answer = (req: Request): Answer => answerRequest(registry, byName, serviceNames, req);
+/** Every proto file of the service and its imports, with comments, as generated. */
+export function describedFiles(): FileRegistry {
+  return createFileRegistry(fromBinary(FileDescriptorSetSchema, Buffer.from(FILE_DESCRIPTOR_SET_BASE64, "base64")));
+}
+
+export function createReflectionServices(registry: FileRegistry, serviceNames: string[]) {
+  const answer = (req: Request): Answer => answerRequest(registry, serviceNames, req);
 
   const serviceV1: ServiceImpl<typeof v1.ServerReflection> = {
     async *serverReflectionInfo(requests) {
@@ -67,13 +68,13 @@ function toResponse(req: Request, a: Answer) {
   return { ...base, messageResponse: { case: "fileDescriptorResponse", value: { fileDescriptorProto: a.files ?? [] } } };
 }
 
-function answerRequest(registry: Registry, files: Map<string, DescFile>, serviceNames: string[], req: Request): Answer {
+function answerRequest(registry: FileRegistry, serviceNames: string[], req: Request): Answer {
   const q = req.messageRequest;
   switch (q.case) {
     case "listServices":
       return { services: serviceNames };
     case "fileByFilename": {
-      const file = files.get(q.value);
+      const file = registry.getFile(q.value);
       return file ? { files: withDependencies(file) } : notFound(`file "${q.value}"`);
     }
     case "fileContainingSymbol": {
@@ -100,7 +101,7 @@ function answerRequest(registry: Registry, files: Map<string, DescFile>, service
 }
 
 /** A symbol is a type, a service, or a method or field inside one. */
-function fileOfSymbol(registry: Registry, symbol: string): DescFile | undefined {
+function fileOfSymbol(registry: FileRegistry, symbol: string): DescFile | undefined {
   const direct = registry.get(symbol);
   if (direct) return direct.file;
   const parent = symbol.slice(0, symbol.lastIndexOf("."));

@@ -1,6 +1,7 @@
 // The Go client (clients/go): `go test ./...` runs the example executor
 // (complete; cancellation requested by someone else) and a watch across a
-// server restart, against real `jobsctl serve` processes it starts.
+// server restart (SIGTERM) and a crash (SIGKILL), against real `jobsctl
+// serve` processes it starts.
 
 import { expect, test } from "@jest/globals";
 import { join } from "node:path";
@@ -17,6 +18,8 @@ test("go test ./... in clients/go passes against a live server", async () => {
     "TestExecutorClaimsHeartbeatsAndCompletes",
     "TestExecutorAcknowledgesACancellationRequestedBySomeoneElse",
     "TestWatchResumesFromTheLastRevisionAfterAServerRestart",
+    "TestWatchResumesAfterTheServerIsKilled",
+    "TestWatchEndsAtTheContextDeadline",
   ]) {
     expect(output).toMatch(new RegExp(`--- PASS: ${name} `));
   }

@@ -1,6 +1,7 @@
 // The Python client (clients/python): its pytest suite runs the example
 // executor (complete; cancellation requested by someone else) and a watch
-// across a server restart, against real `jobsctl serve` processes it starts.
+// across a server restart (SIGTERM) and a server crash (SIGKILL), against
+// real `jobsctl serve` processes it starts.
 
 import { expect, test } from "@jest/globals";
 import { join } from "node:path";
@@ -13,6 +14,9 @@ test("pytest clients/python passes against a live server", async () => {
     "test_executor_claims_heartbeats_and_completes",
     "test_executor_acknowledges_a_cancellation_requested_by_someone_else",
     "test_watch_resumes_from_the_last_revision_after_a_server_restart",
+    "test_watch_resumes_after_the_server_is_killed",
+    "test_watch_timeout_is_its_deadline",
+    "test_the_docs_python_example_runs_as_printed",
   ]) {
     expect(output).toMatch(new RegExp(`${name} PASSED`));
   }

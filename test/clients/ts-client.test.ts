@@ -6,6 +6,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { JobEventType, JobType, type JobEvent } from "../../src/gen/jobs/v1/job_pb.js";
 import { errorInfo, jobsClient, runExample, watchJob } from "../../examples/ts-client.js";
 import { startServer, type TestServer } from "../support/harness.js";
+import { type ServerProcess, spawnServer } from "../support/processes.js";
+import { eventually } from "../support/watching.js";
 
 let server: TestServer;
 
@@ -102,4 +104,72 @@ test("watchJob resumes after the last revision when its server restarts", async 
   expect(reconnects.length).toBeGreaterThan(0);
   expect(reconnects[0]).toEqual([2n, Code.Unavailable]);
   expect(reconnects.every(([after]) => after === 2n)).toBe(true);
+});
+
+test("watchJob resumes after the last revision when its server is killed with SIGKILL and started again", async () => {
+  // A real process this time (SIGKILL cannot stop an in-process server), on the same database as `server`,
+  // which takes the writes, also while the watched one is down.
+  let watched: ServerProcess | undefined = await spawnServer({ databaseUrl: server.databaseUrl });
+  const port = watched.port;
+  const writer = jobsClient(server.url, server.tokens.service);
+  const { job } = await writer.createJob({ type: JobType.HEALTH_CHECK, companyId: 7n });
+  const jobId = job!.id;
+
+  const seen: JobEvent[] = [];
+  const reconnects: bigint[] = [];
+  let watchError: unknown;
+  const waitFor = (n: number) =>
+    eventually(() => {
+      if (watchError) throw watchError;
+      return seen.length >= n;
+    }, `event ${n}`, 30_000);
+  const watching = (async () => {
+    for await (const event of watchJob(jobsClient(watched!.url, server.tokens.service), jobId, {
+      initialBackoffMs: 50,
+      maxBackoffMs: 500,
+      onReconnect: (after) => reconnects.push(after),
+    })) {
+      seen.push(event);
+    }
+  })().catch((error: unknown) => {
+    watchError = error;
+  });
+  try {
+    await waitFor(1);
+    await writer.runJob({ jobId, executorId: "ts-worker" });
+    await waitFor(2);
+
+    watched.child.kill("SIGKILL"); // no drain: the connection just breaks
+    expect(await watched.exited).toEqual({ code: null, signal: "SIGKILL" });
+    watched = undefined;
+    await writer.requestJobCancellation({ jobId, reason: "kill test" });
+    expect(seen).toHaveLength(2);
+    watched = await spawnServer({ databaseUrl: server.databaseUrl, port });
+    await waitFor(3);
+    await writer.cancelJob({ jobId });
+    await watching; // ends by itself after CANCELLED
+    if (watchError) throw watchError;
+  } finally {
+    await watched?.stop();
+  }
+
+  expect(seen.map((e) => e.revision)).toEqual([1n, 2n, 3n, 4n]);
+  expect(seen.map((e) => JobEventType[e.type])).toEqual(["CREATED", "STARTED", "CANCELLATION_REQUESTED", "CANCELLED"]);
+  expect(reconnects.length).toBeGreaterThan(0);
+  expect(reconnects.every((after) => after === 2n)).toBe(true);
+}, 90_000);
+
+test("watchJob ends with the caller's signal: an AbortSignal.timeout is the watch's deadline", async () => {
+  const client = jobsClient(server.url, server.tokens.service);
+  const { job } = await client.createJob({ type: JobType.HEALTH_CHECK, companyId: 7n });
+  const seen: bigint[] = [];
+  const error = await (async () => {
+    for await (const event of watchJob(client, job!.id, { signal: AbortSignal.timeout(500) })) seen.push(event.revision);
+  })().then(
+    () => undefined,
+    (e: unknown) => ConnectError.from(e),
+  );
+  // The job never finishes: only the deadline ends the watch (after CREATED, unless that took longer).
+  expect([[], [1n]]).toContainEqual(seen);
+  expect(error?.code).toBe(Code.Canceled);
 });

@@ -259,7 +259,8 @@ describe("check order: result variant → attempt → table", () => {
     expect(error).toBeInstanceOf(ResultTypeMismatch);
     expect((error as ResultTypeMismatch).reason).toBe("RESULT_TYPE_MISMATCH");
     expect((error as ResultTypeMismatch).kind).toBe("invalid_argument");
-    expect((error as ResultTypeMismatch).metadata).toMatchObject({ job_id: job.id, call: "CompleteJob" });
+    // The job was found, so the ErrorInfo says its state, as every error about an existing job does.
+    expect((error as ResultTypeMismatch).metadata).toMatchObject({ job_id: job.id, call: "CompleteJob", state: `JOB_STATE_${state}` });
   });
 
   test("an empty result is a mismatch too", () => {

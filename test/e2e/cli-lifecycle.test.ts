@@ -58,14 +58,17 @@ test("a job's whole life: create, get, list, run, watch live, complete (a wrong 
     companyId: "77",
     dataPlaneId: "dp-cli",
     revision: "1",
-    input: { forecast: { nql: "orders per day" } },
+    // --json prints fields at their default values too: a script reads `attempt` without a fallback.
+    attempt: "0",
+    executorId: "",
+    input: { forecast: { nql: "orders per day", compiledSql: "" } },
     createdBy: { type: "PRINCIPAL_TYPE_SERVICE", name: "test-service" },
   });
   // Another job of the same company and data plane, of another type: the filters below must leave it out.
   const inputFile = join(scratchDir("jobsctl-"), "input.json");
   writeFileSync(inputFile, JSON.stringify({ refresh_materialized_view: { nql: "refresh", dataset_id: "9" } }));
   const other = await json("create", "--type", "refresh_materialized_view", "--company", "77", "--data-plane", "dp-cli", "--input-file", inputFile);
-  expect(other.input).toEqual({ refreshMaterializedView: { nql: "refresh", datasetId: "9" } });
+  expect(other.input).toEqual({ refreshMaterializedView: { nql: "refresh", datasetId: "9", statsEnabled: false, compiledSql: "" } });
 
   expect(await json("get", job.id)).toEqual(job);
   expect(await ok("get", job.id)).toMatch(new RegExp(`^id:\\s+${job.id}\\n(.*\\n)*state:\\s+PENDING\\n`));
@@ -83,7 +86,7 @@ test("a job's whole life: create, get, list, run, watch live, complete (a wrong 
   let watchErr = "";
   watcher.stderr?.on("data", (chunk: Buffer) => (watchErr += chunk.toString()));
   const lines = lineReader(watcher.stdout!);
-  expect(await lines.next()).toMatch(/^rev 1\s.*\sCREATED\s+UNSPECIFIED -> PENDING\s+by service:test-service$/);
+  expect(await lines.next()).toMatch(/^rev 1\s.*\sCREATED\s+-> PENDING\s+by service:test-service$/);
 
   const ran = await json("run", job.id, "--executor", "ex-cli", "--lease-seconds", "120");
   expect(ran).toMatchObject({ changed: true, job: { state: "JOB_STATE_RUNNING", executorId: "ex-cli", attempt: "1", revision: "2" } });
@@ -118,7 +121,7 @@ test("a job's whole life: create, get, list, run, watch live, complete (a wrong 
   const history = (await ok("events", job.id)).trimEnd().split("\n");
   expect(history[0]).toMatch(/^REV\s+TIME\s+EVENT\s+FROM\s+TO\s+BY$/);
   expect(history.slice(1).map((line) => line.split(/\s+/).slice(0, 5).filter((_, i) => i !== 1))).toEqual([
-    ["1", "CREATED", "UNSPECIFIED", "PENDING"],
+    ["1", "CREATED", "-", "PENDING"],
     ["2", "STARTED", "PENDING", "RUNNING"],
     ["3", "COMPLETED", "RUNNING", "COMPLETED"],
   ]);
@@ -317,6 +320,15 @@ describe("--help", () => {
     const root = results.get("")!.stdout;
     for (const [name] of COMMANDS.filter((args) => args.length === 1)) expect(root).toMatch(new RegExp(`^ {2}${name} `, "m"));
     expect(root).toMatch(/Exit codes:[\s\S]*3 {2}not found[\s\S]*6 {2}unavailable/);
+  });
+
+  test("jobsctl --help and serve --help name the health service names a probe asks for", () => {
+    for (const name of ["", "serve"]) {
+      const help = results.get(name)!.stdout.replace(/\s+/g, " ");
+      expect(help).toContain("grpc.health.v1.Health");
+      expect(help).toContain('"" (the server)');
+      expect(help).toContain('"jobs.v1.JobService"');
+    }
   });
 
   test("client commands document --server, --token and --json with their variables", () => {

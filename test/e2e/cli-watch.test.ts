@@ -50,7 +50,7 @@ test("prints each event live until the job ends, then exits 0", async () => {
   child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
   const lines = lineReader(child.stdout!);
 
-  expect(await lines.next()).toMatch(/^rev 1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+CREATED\s+UNSPECIFIED -> PENDING\s+by service:test-service$/);
+  expect(await lines.next()).toMatch(/^rev 1\s+\d{4}-\d\d-\d\dT[\d:.]+Z\s+CREATED\s+-> PENDING\s+by service:test-service$/);
   // Each change shows up while the command still runs: it is live, not a dump at the end.
   await client.call("RunJob", { job_id: job.id, executor_id: "ex-cli" });
   expect(await lines.next()).toMatch(/^rev 2\s.*\sSTARTED\s+PENDING -> RUNNING\s/);
@@ -143,6 +143,53 @@ test("a server that drains mid-watch: the watch resumes on the server that repla
     await second?.stop();
   }
 }, 90_000);
+
+test("a server killed with SIGKILL mid-watch: the watch resumes when it is back on the same database, every revision once, in order", async () => {
+  const databaseUrl = await freshDatabase();
+  const token = await createServiceToken(databaseUrl, "cli-watch-kill");
+  // `writer` is a second replica on the same database: it takes the writes, also while `watched` is down.
+  const writer = await spawnServer({ databaseUrl });
+  let watched: ServerProcess | undefined = await spawnServer({ databaseUrl });
+  const grpc = jobsClient(writer.address, token);
+  try {
+    const { job } = await grpc.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "3" });
+    const child = spawnCli(["watch", job.id, "--server", watched.url, "--token", token]);
+    watchers.push(child);
+    let stderr = "";
+    child.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const lines = lineReader(child.stdout!);
+    expect(await lines.next()).toMatch(/^rev 1\s.*\sCREATED\s/);
+
+    // No drain, no UNAVAILABLE: the connection just breaks (a reset, CANCEL, or a refused reconnect).
+    watched.child.kill("SIGKILL");
+    expect(await watched.exited).toEqual({ code: null, signal: "SIGKILL" });
+    const port = watched.port;
+    watched = undefined;
+    await grpc.call("RunJob", { job_id: job.id, executor_id: "ex-kill" });
+    await eventually(() => stderr.includes("resuming after revision 1"), "the watch to say it is resuming", 15_000);
+    expect(child.exitCode).toBeNull();
+
+    watched = await spawnServer({ databaseUrl, port });
+    expect(await lines.next(30_000)).toMatch(/^rev 2\s.*\sSTARTED\s/); // made while it was down: replayed
+    await grpc.call("CompleteJob", { job_id: job.id, result: { forecast: { cost: "1", rows: "1" } } });
+    expect(await lines.next()).toMatch(/^rev 3\s.*\sCOMPLETED\s/);
+    expect(await lines.next()).toBeNull();
+    expect(await exitOf(child)).toBe(0);
+  } finally {
+    grpc.close();
+    await watched?.stop();
+    await writer.stop();
+  }
+}, 90_000);
+
+test("--timeout: a watch that the job's end does not finish in time exits 6 (unavailable), saying so", async () => {
+  const job = await createJob();
+  const res = await runCli(["watch", job.id, "--timeout", "1", "--json", "--server", server.url, "--token", server.tokens.service]);
+  expect(res.code).toBe(6);
+  // The job never finishes: only the deadline ends the watch (after CREATED, unless that took longer).
+  expect([[], ["1"]]).toContainEqual(res.stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line).revision));
+  expect(res.stderr).toMatch(/did not finish within 1 s/);
+});
 
 /** Runs jobsctl under a pseudo-terminal (util-linux `script`), as a person at a terminal would; returns what the terminal showed. */
 async function onTerminal(args: string[]): Promise<string> {

@@ -54,8 +54,11 @@ describe("a second signal during the drain exits at once", () => {
       }, "the call to wait on the row lock");
 
       server.child.kill(signal);
+      const firstAt = Date.now();
       await eventually(() => server.output().includes('"msg":"draining"'), "the drain to begin");
       expect(server.child.exitCode).toBeNull(); // the call holds the drain open
+      // A repeat within half a second is the same signal passed on by a launcher (signals.test.ts): wait it out.
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 600 - (Date.now() - firstAt))));
       server.child.kill(signal);
 
       // Exits while the test still holds the lock: the drain was not waited out.

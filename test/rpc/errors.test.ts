@@ -204,7 +204,7 @@ describe("RESULT_TYPE_MISMATCH", () => {
     expectError(error, {
       code: Status.INVALID_ARGUMENT,
       reason: "RESULT_TYPE_MISMATCH",
-      metadata: { job_id: before.id, call: "CompleteJob" },
+      metadata: { job_id: before.id, call: "CompleteJob", state: `JOB_STATE_${state}` },
     });
     expect(error.details).toContain("forecast");
     expect(await getJob(client, before.id)).toEqual(before);

@@ -1,7 +1,8 @@
-// gRPC server reflection (SPEC §2): `buf curl` finds and calls the service
-// with no proto files, over both reflection versions; grpc-js speaking
-// grpc.reflection.v1 and v1alpha directly gets the service list and every
-// file a client needs to describe jobs.v1.JobService. No token anywhere.
+// gRPC server reflection (docs/contract.md): `buf curl` finds and calls the
+// service with no proto files, over both reflection versions; grpc-js speaking grpc.reflection.v1 and v1alpha
+// directly gets the service list, every file a client needs to describe
+// jobs.v1.JobService, google.rpc.ErrorInfo, and the protos' comments. No
+// token anywhere.
 
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -173,6 +174,32 @@ describe.each(["v1", "v1alpha"] as const)("grpc.reflection.%s over grpc-js", (ve
     expect(job[0].messageType.map((m) => m.name)).toEqual(expect.arrayContaining(["Job", "JobInput", "JobResult", "JobEvent", "Principal"]));
     expect(unknown.message_response).toBe("error_response");
     expect(unknown.error_response.error_code).toBe(grpc.status.NOT_FOUND);
+  });
+
+  test("resolves google.rpc.ErrorInfo, the type of every error's detail, by symbol and by file", async () => {
+    const [bySymbol, byFile] = await reflect(version, [
+      { file_containing_symbol: "google.rpc.ErrorInfo" },
+      { file_by_filename: "google/rpc/error_details.proto" },
+    ]);
+    for (const answer of [bySymbol, byFile]) {
+      const [file] = files(answer);
+      expect(file.name).toBe("google/rpc/error_details.proto");
+      expect(file.package).toBe("google.rpc");
+      const info = file.messageType.find((m) => m.name === "ErrorInfo");
+      expect(info?.field.map((f) => f.name)).toEqual(["reason", "domain", "metadata"]);
+    }
+  });
+
+  test("serves the protos' comments (source info): a JobService method's descriptor carries its documentation", async () => {
+    const [answer] = await reflect(version, [{ file_containing_symbol: "jobs.v1.JobService.CreateJob" }]);
+    const [file] = files(answer);
+    const service = file.service.findIndex((s) => s.name === "JobService");
+    const method = file.service[service].method.findIndex((m) => m.name === "CreateJob");
+    // SourceCodeInfo paths: 6 = FileDescriptorProto.service, 2 = ServiceDescriptorProto.method.
+    const location = file.sourceCodeInfo?.location.find((l) => l.path.join(".") === `6.${service}.2.${method}`);
+    expect(location?.leadingComments).toMatch(/^ Creates a job in PENDING\. With `request_id`/);
+    const job = files((await reflect(version, [{ file_containing_symbol: "jobs.v1.Job" }]))[0])[0];
+    expect(job.sourceCodeInfo?.location.some((l) => (l.leadingComments ?? "").length > 0)).toBe(true);
   });
 
   test("a garbage authorization header does not get in the way", async () => {

@@ -1,7 +1,7 @@
 // Package jobsclient is a small layer over the generated jobs.v1 client
 // (package jobsv1): a connection that sends the bearer token on every call,
 // the google.rpc.ErrorInfo of an error, and a watch that resumes from the last
-// revision after UNAVAILABLE (see Watch).
+// revision whenever its stream breaks (see Watch).
 package jobsclient
 
 import (

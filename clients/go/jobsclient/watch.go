@@ -70,15 +70,16 @@ type JobWatch struct {
 }
 
 // Watch follows one job's events, oldest first: those after
-// opts.AfterRevision, then live ones. When the stream fails with UNAVAILABLE
-// (the server drains on SIGTERM, restarts, or the network drops) it waits
-// (opts.Backoff) and calls WatchJob again with after_revision = the last
-// revision it delivered, so the server replays exactly what was missed: no
-// event is lost or repeated. Iteration ends when the server ends the stream
-// with OK, i.e. after an event whose to_state is COMPLETED, FAILED or
-// CANCELLED. Any other error (NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED…), the
-// context's end, or MaxAttempts failures in a row are yielded once as the
-// error, and iteration ends. Breaking out of the loop closes the stream.
+// opts.AfterRevision, then live ones. When the stream breaks without the
+// server ending it (the server drains on SIGTERM, restarts or crashes, or the
+// network drops: see BrokenStream) it waits (opts.Backoff) and calls WatchJob
+// again with after_revision = the last revision it delivered, so the server
+// replays exactly what was missed: no event is lost or repeated. Iteration
+// ends when the server ends the stream with OK, i.e. after an event whose
+// to_state is COMPLETED, FAILED or CANCELLED. The server's own refusals
+// (NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED…), the context's end (its
+// deadline is the watch's), or MaxAttempts failures in a row are yielded once
+// as the error, and iteration ends. Breaking out of the loop closes the stream.
 func Watch(ctx context.Context, client jobsv1.JobServiceClient, jobID string, opts WatchOptions) *JobWatch {
 	w := &JobWatch{client: client, ctx: ctx, jobID: jobID, opts: opts}
 	w.last.Store(opts.AfterRevision)
@@ -106,7 +107,7 @@ func (w *JobWatch) Events() iter.Seq2[*jobsv1.JobEvent, error] {
 				yield(nil, w.ctx.Err())
 				return
 			}
-			if status.Code(err) != codes.Unavailable {
+			if !BrokenStream(err) {
 				yield(nil, err)
 				return
 			}
@@ -128,6 +129,23 @@ func (w *JobWatch) Events() iter.Seq2[*jobsv1.JobEvent, error] {
 				w.opts.OnReconnect(w.last.Load(), err)
 			}
 		}
+	}
+}
+
+// BrokenStream reports whether a failed stream broke rather than being ended
+// by the server: UNAVAILABLE (the server drains or restarts, the connection
+// is refused or dropped), or a code grpc made up for a connection that went
+// away (a reset stream is CANCELED or INTERNAL, a cut-off one UNKNOWN). Every
+// error the jobs service itself sends carries an ErrorInfo, so one without
+// it is the connection's.
+func BrokenStream(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return true
+	case codes.Canceled, codes.Unknown, codes.Internal, codes.Aborted:
+		return ErrorInfo(err) == nil
+	default:
+		return false
 	}
 }
 

@@ -9,9 +9,10 @@ What it adds, and nothing more:
   every error (``reason``, ``domain``, ``metadata``), read from the
   ``grpc-status-details-bin`` trailer.
 * :meth:`JobsClient.watch_job` — an iterator over a job's events that
-  reconnects after UNAVAILABLE (server restart, drain, network) and resumes
-  from the last revision it delivered, with exponential backoff, so no event
-  is lost or repeated.
+  reconnects whenever the stream breaks (server drain, restart or crash,
+  network) and resumes from the last revision it delivered, with exponential
+  backoff, so no event is lost or repeated; until the job ends, ``close()``,
+  or an optional ``timeout``.
 """
 
 from jobs_client.client import (
@@ -19,7 +20,17 @@ from jobs_client.client import (
     Backoff,
     JobsClient,
     JobWatch,
+    WatchTimeout,
     error_info,
+    is_broken_stream,
 )
 
-__all__ = ["TERMINAL_STATES", "Backoff", "JobsClient", "JobWatch", "error_info"]
+__all__ = [
+    "TERMINAL_STATES",
+    "Backoff",
+    "JobsClient",
+    "JobWatch",
+    "WatchTimeout",
+    "error_info",
+    "is_broken_stream",
+]

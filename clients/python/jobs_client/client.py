@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import random
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
@@ -99,19 +100,62 @@ class Backoff:
 #: the error that ended the previous attempt.
 OnReconnect = Callable[[int, grpc.RpcError], None]
 
+#: Codes that grpc reports for a connection that went away (a reset stream, a
+#: cut-off response) as well as for a server's answer; only the server's
+#: answers carry an ErrorInfo.
+_CONNECTION_CODES = frozenset(
+    {
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+
+def is_broken_stream(error: grpc.RpcError) -> bool:
+    """Whether a failed stream broke rather than being ended by the server:
+    UNAVAILABLE (the server drains or restarts, the connection is refused or
+    dropped), or a code grpc made up for a connection that went away. Every
+    error the jobs service itself sends carries an ErrorInfo, so one without
+    it is the connection's."""
+    code = error.code() if isinstance(error, grpc.Call) else None
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return True
+    return code in _CONNECTION_CODES and error_info(error) is None
+
+
+class WatchTimeout(grpc.RpcError):
+    """Raised by a watch whose ``timeout`` has passed; ``code()`` is
+    DEADLINE_EXCEEDED, whatever the call it cut short was doing then."""
+
+    def __init__(self, job_id: str, timeout: float, last_revision: int) -> None:
+        super().__init__(
+            f"job {job_id} did not finish within {timeout} s (last revision {last_revision})"
+        )
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def details(self) -> str:
+        return str(self)
+
 
 class JobWatch(Iterator[job_pb2.JobEvent]):
     """Iterates over one job's events (``JobEvent``), oldest first.
 
     Starts after ``after_revision`` (0: the whole history), then follows the
-    job live. When the stream fails with UNAVAILABLE — the server drains on
-    SIGTERM, restarts, or the network drops — it waits (``backoff``) and
-    calls WatchJob again with ``after_revision`` = the last revision it
-    delivered, so the server replays exactly what was missed. Iteration ends
-    when the server ends the stream with OK, i.e. after an event whose
-    ``to_state`` is COMPLETED, FAILED or CANCELLED. Any other error (NOT_FOUND,
-    OUT_OF_RANGE, UNAUTHENTICATED…), or more than ``max_attempts`` failed
-    attempts in a row, is raised as the ``grpc.RpcError``.
+    job live. When the stream breaks without the server ending it — the
+    server drains on SIGTERM, restarts, crashes, or the network drops (see
+    :func:`is_broken_stream`) — it waits (``backoff``) and calls WatchJob
+    again with ``after_revision`` = the last revision it delivered, so the
+    server replays exactly what was missed. Iteration ends when the server
+    ends the stream with OK, i.e. after an event whose ``to_state`` is
+    COMPLETED, FAILED or CANCELLED. The server's own refusals (NOT_FOUND,
+    OUT_OF_RANGE, UNAUTHENTICATED…), more than ``max_attempts`` failed
+    attempts in a row, are raised as the ``grpc.RpcError``; ``timeout``
+    seconds after the watch began, :class:`WatchTimeout` (an RpcError whose
+    code is DEADLINE_EXCEEDED).
 
     Heartbeats (sent by the server on idle streams) are not yielded; pass
     ``on_heartbeat`` to see them. ``close()`` (from any thread) stops the
@@ -126,10 +170,13 @@ class JobWatch(Iterator[job_pb2.JobEvent]):
         *,
         backoff: Backoff = Backoff(),
         max_attempts: Optional[int] = None,
+        timeout: Optional[float] = None,
         on_reconnect: Optional[OnReconnect] = None,
         on_heartbeat: Optional[Callable[[job_pb2.Heartbeat], None]] = None,
     ) -> None:
         self._stub = stub
+        self._timeout = timeout
+        self._deadline = None if timeout is None else time.monotonic() + timeout
         self.job_id = job_id
         self._last_revision = after_revision
         self._backoff = backoff
@@ -171,7 +218,9 @@ class JobWatch(Iterator[job_pb2.JobEvent]):
         request = job_service_pb2.WatchJobRequest(
             job_id=self.job_id, after_revision=self._last_revision
         )
-        call = self._stub.WatchJob(request)
+        # The time left, as this call's own deadline: grpc ends it with DEADLINE_EXCEEDED.
+        remaining = None if self._deadline is None else max(0.0, self._deadline - time.monotonic())
+        call = self._stub.WatchJob(request, timeout=remaining)
         with self._lock:
             self._call = call
         if self._closed.is_set():
@@ -196,12 +245,19 @@ class JobWatch(Iterator[job_pb2.JobEvent]):
             except grpc.RpcError as error:
                 if self._closed.is_set():
                     return
-                if error.code() != grpc.StatusCode.UNAVAILABLE:
+                if self._deadline is not None and time.monotonic() >= self._deadline:
+                    # Whichever way the call ended then (its own deadline, or the server's answer to it).
+                    raise WatchTimeout(self.job_id, self._timeout or 0.0, self._last_revision) from error
+                if not is_broken_stream(error):
                     raise
                 failures += 1
                 if self._max_attempts is not None and failures >= self._max_attempts:
                     raise
-                if self._closed.wait(self._backoff.delay(failures)):
+                delay = self._backoff.delay(failures)
+                if self._deadline is not None:
+                    # The next call then ends at once with DEADLINE_EXCEEDED.
+                    delay = min(delay, max(0.0, self._deadline - time.monotonic()))
+                if self._closed.wait(delay):
                     return
                 self.reconnects += 1
                 if self._on_reconnect is not None:
@@ -255,6 +311,7 @@ class JobsClient:
         *,
         backoff: Backoff = Backoff(),
         max_attempts: Optional[int] = None,
+        timeout: Optional[float] = None,
         on_reconnect: Optional[OnReconnect] = None,
         on_heartbeat: Optional[Callable[[job_pb2.Heartbeat], None]] = None,
     ) -> JobWatch:
@@ -265,6 +322,7 @@ class JobsClient:
             after_revision,
             backoff=backoff,
             max_attempts=max_attempts,
+            timeout=timeout,
             on_reconnect=on_reconnect,
             on_heartbeat=on_heartbeat,
         )
