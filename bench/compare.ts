@@ -4,7 +4,7 @@
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { openBenchDatabase } from "./database.js";
+import { analyzeTables, openBenchDatabase } from "./database.js";
 import { Bench } from "./phases.js";
 import { type Plan, PLANS } from "./plans.js";
 import { machineFacts } from "./proc.js";
@@ -42,6 +42,7 @@ export async function compareServers(otherJobsctl: string, otherEnv: string, out
     const served = { a: { server: a, target: { address: a.address, token } }, b: { server: b, target: { address: b.address, token } } };
     const bench = new Bench(plan, db, served.a);
     await bench.warmUp(16, plan.runWarmupMs, { serviceOnly: true, targets: [served.a.target, served.b.target] });
+    await analyzeTables(db.url);
     await bench.executors(16, [{ ...served.a, name: "A service" }, { ...served.b, name: "B service" }], false);
     const [pa, pb] = bench.phases;
     const lines = [

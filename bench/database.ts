@@ -82,3 +82,18 @@ export async function eventCount(url: string): Promise<number> {
     await client.end();
   }
 }
+
+/**
+ * Statistics for the tables, as any database that has run a while has them;
+ * it also makes the servers replan the statements they first planned on
+ * empty tables (PostgreSQL invalidates cached plans when statistics change).
+ */
+export async function analyzeTables(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query("analyze jobs, job_events");
+  } finally {
+    await client.end();
+  }
+}

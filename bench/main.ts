@@ -21,7 +21,7 @@ import os from "node:os";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { compareServers } from "./compare.js";
-import { eventCount, openBenchDatabase } from "./database.js";
+import { analyzeTables, eventCount, openBenchDatabase } from "./database.js";
 import { measureMemory } from "./memory.js";
 import { formatPerf, injectJit, PERF_NODE_OPTIONS, perfAvailable, recordPerf, summarizePerf } from "./perf.js";
 import { Bench, type Served } from "./phases.js";
@@ -98,10 +98,12 @@ async function main(): Promise<void> {
 
     if (plan.mode === "profile") {
       await bench.warmUp(16, plan.runWarmupMs, { serviceOnly: true });
+      await analyzeTables(db.url);
       await bench.executors(16, [{ ...batched, name: "service", batching: "on" }], false);
     } else {
       const unbatched = await serve("unbatched", { ...EXECUTOR_SERVER_ENV, WRITE_BATCH_MAX_CALLS: "1" });
       await bench.warmUp(16, plan.runWarmupMs, { targets: [batched.target, unbatched.target] });
+      await analyzeTables(db.url);
       for (const c of plan.concurrencies) {
         await bench.executors(c, [
           { ...batched, name: "service", batching: "on" },

@@ -60,7 +60,7 @@ const PREVIOUS_XID = `(select e.xid::text from job_events e where e.job_id = job
  * order and reads them; always one row, so the clock comes back even when
  * nothing is locked.
  */
-const LOCK_SQL = named(
+export const LOCK_SQL = named(
   "jobs_lock",
   `with locked as (
      select ${JOB_COLUMNS}, ${PREVIOUS_XID} from jobs
@@ -73,7 +73,7 @@ const LOCK_SQL = named(
 type LockedRow = { now: string } & ({ id: null } | (JobRow & { previous_xid: string | null }));
 
 /** The batch's writes: changed rows ($1), new jobs ($2) and events ($3), each a JSON array; returns the transaction id and the new jobs written. */
-const WRITE_SQL = named(
+export const WRITE_SQL = named(
   "jobs_write",
   `with changed as (
      update jobs set state = c.state, executor_id = c."executorId", attempt = c.attempt, revision = c.revision,

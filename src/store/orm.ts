@@ -49,6 +49,10 @@ export async function openOrm(options: OrmOptions): Promise<MikroORM> {
       // at a time either way.
       pipeline: true,
       query_timeout: options.queryTimeoutMs || undefined,
+      // A named statement keeps the plan it was given on its connection until the table's statistics
+      // change; one planned when the tables were nearly empty (a fresh database) scans them whole. A
+      // connection that lives at most ten minutes bounds how long such a plan can outlast its reason.
+      maxLifetimeSeconds: 600,
       onPoolCreated: options.onPool,
     },
     allowGlobalContext: false,
