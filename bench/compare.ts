@@ -16,10 +16,10 @@ const ROOT = join(import.meta.dirname, "..", "..");
 /**
  * --compare OTHER_JOBSCTL: this server (A) and another build (B, with
  * --compare-env "K=V K=V" added to its environment) on one fresh database,
- * service at C=16 in alternating windows (8 rounds): which is faster, and
+ * service at C=16 (or --concurrency) in alternating windows (8 rounds): which is faster, and
  * which costs less CPU per event, with the background noise shared.
  */
-export async function compareServers(otherJobsctl: string, otherEnv: string, out: string | undefined): Promise<void> {
+export async function compareServers(otherJobsctl: string, otherEnv: string, out: string | undefined, concurrency = 16): Promise<void> {
   const plan: Plan = { ...PLANS.full, rounds: 8, measureMs: 16_000 };
   const machine = machineFacts();
   const db = await openBenchDatabase();
@@ -43,11 +43,11 @@ export async function compareServers(otherJobsctl: string, otherEnv: string, out
     const bench = new Bench(plan, db, served.a);
     await bench.warmUp(16, plan.runWarmupMs, { serviceOnly: true, targets: [served.a.target, served.b.target] });
     await analyzeTables(db.url);
-    await bench.executors(16, [{ ...served.a, name: "A service" }, { ...served.b, name: "B service" }], false);
+    await bench.executors(concurrency, [{ ...served.a, name: "A service" }, { ...served.b, name: "B service" }], false);
     const [pa, pb] = bench.phases;
     const lines = [
       "",
-      `A/B at C=16, ${plan.rounds} alternating windows each; ${machine.cores} × ${machine.cpuModel}, PostgreSQL ${db.version}`,
+      `A/B at C=${concurrency}, ${plan.rounds} alternating windows each; ${machine.cores} × ${machine.cpuModel}, PostgreSQL ${db.version}`,
       `  A ${JOBSCTL}`,
       `  B ${otherJobsctl} ${otherEnv}`,
       `                events/s  server µs/event (kernel)  PostgreSQL µs/event  RunJob p50/p99 ms  calls per write txn  others busy`,

@@ -14,7 +14,8 @@
 // Flags: --quick (a smoke run of a few minutes), --profile (the server
 // profiled under the C=16 and 1,000-watcher loads), --v8 (V8's profiler
 // instead of perf), --out FILE, --compare OTHER/bin/jobsctl.js
-// [--compare-env "K=V …"] (A/B against another build or setting).
+// [--compare-env "K=V …"] [--concurrency C] (A/B against another build or
+// setting, C=16 unless given).
 
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -50,9 +51,10 @@ async function main(): Promise<void> {
       v8: { type: "boolean" },
       compare: { type: "string" },
       "compare-env": { type: "string" },
+      concurrency: { type: "string" },
     },
   });
-  if (values.compare) return compareServers(values.compare, values["compare-env"] ?? "", values.out);
+  if (values.compare) return compareServers(values.compare, values["compare-env"] ?? "", values.out, Number(values.concurrency ?? 16));
   const plan = PLANS[values.profile ? "profile" : values.quick ? "quick" : "full"];
   const out = values.out ?? join(ROOT, "bench", "results", `${plan.mode === "full" ? "latest" : plan.mode}.json`);
   const startedAt = new Date();

@@ -68,7 +68,7 @@ export const VARIABLES = {
   DB_QUERY_TIMEOUT_MS: ["30000", "Longest wait for PostgreSQL to answer a call's statement before UNAVAILABLE (the connection is dropped): a network that silently stops delivering cannot hang calls. Not applied to migrations. 0: no limit."],
   DB_POOL_SIZE: ["20", "Pooled database connections per process (each process also holds one for LISTEN and one for the health probe)."],
   WRITE_BATCH_MAX_CALLS: ["100", "Most write calls (creates, transitions, heartbeats, lease expiries) one transaction carries; calls that arrive while a batch is written join the next. 1: a transaction per call."],
-  WRITE_BATCHES_IN_FLIGHT: ["2", "Write transactions in flight at once per process (each holds a pooled connection); at most DB_POOL_SIZE."],
+  WRITE_BATCHES_IN_FLIGHT: ["1", "Write transactions in flight at once per process (each holds a pooled connection); at most DB_POOL_SIZE. One makes the largest batches and costs the database least; more let other writes go on while one transaction waits on a row lock or a distant database."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
   METRICS_PORT: ["", "Serve Prometheus metrics at http://HOST:METRICS_PORT/metrics (plain HTTP). Unset: off."],
   TOKEN_CACHE_SECONDS: ["2", "How long a token lookup is cached; a revoked token stops working within this (its open watch streams end within this, or 1 s if 0)."],

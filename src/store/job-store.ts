@@ -88,7 +88,7 @@ export class JobStore {
     this.reads = new Lane("reads", options.readSlots ?? 16, options.maxQueueMs ?? 2000);
     this.writer = new JobWriter(orm, onCommit, {
       batchMaxCalls: options.batchMaxCalls ?? 100,
-      batchesInFlight: options.batchesInFlight ?? 2,
+      batchesInFlight: options.batchesInFlight ?? 1,
       maxQueueMs: options.maxQueueMs ?? 2000,
       onBatch: options.onBatch,
     });

@@ -108,7 +108,7 @@ describe("loadConfig", () => {
       dbQueryTimeoutMs: 30000,
       dbPoolSize: 20,
       writeBatchMaxCalls: 100,
-      writeBatchesInFlight: 2,
+      writeBatchesInFlight: 1,
       migrateOnStart: true,
       metricsPort: null,
       tokenCacheSeconds: 2,

@@ -27,7 +27,8 @@ let pool: pg.Pool | undefined;
 beforeAll(async () => {
   databaseUrl = await freshDatabase();
   orm = await openOrm({ databaseUrl, poolSize: 1, acquireTimeoutMs: 3000, onPool: (p) => (pool = p) });
-  store = new JobStore(orm);
+  // Two write transactions at once on a one-connection pool: the second one waits for the pool itself.
+  store = new JobStore(orm, () => {}, { batchesInFlight: 2 });
 });
 afterAll(async () => {
   // A connection still lent out would keep close() waiting for ever: the tests above have failed then anyway.

@@ -152,7 +152,7 @@ test("WRITE_BATCH_MAX_CALLS=1: every transaction carries one call", async () => 
 });
 
 test("calls that arrive while the batches in flight are written wait, and the next batch takes them all", async () => {
-  const { store, batches } = recordingStore({ batchesInFlight: 1, maxQueueMs: 30_000 });
+  const { store, batches } = recordingStore({ maxQueueMs: 30_000 });
   const jobs = await Promise.all(Array.from({ length: 40 }, () => createJob(store)));
   batches.length = 0;
   const calls: Promise<unknown>[] = [];
@@ -168,7 +168,7 @@ test("calls that arrive while the batches in flight are written wait, and the ne
 });
 
 test("a call that waits for a batch longer than its limit fails UNAVAILABLE saying so, and is not written later", async () => {
-  const { store } = recordingStore({ batchesInFlight: 1, maxQueueMs: 200 });
+  const { store } = recordingStore({ maxQueueMs: 200 });
   const [held, queued] = [await createJob(store), await createJob(store)];
   let first: Promise<unknown> | undefined;
   await whileRowLocked(bundle.databaseUrl, held.id, async () => {
