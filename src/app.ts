@@ -93,6 +93,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     cleanups.unshift(() => notifier.stop());
     const logDebug = log.enabled("debug");
     const shares = poolShares(config);
+    const limits = { payloadBytes: config.jobPayloadMaxBytes, jobBytes: config.jobMaxBytes };
     const store = new JobStore(
       orm,
       (committed) => {
@@ -115,6 +116,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         batchMaxCalls: config.writeBatchMaxCalls,
         batchesInFlight: config.writeBatchesInFlight,
         readSlots: shares.reads,
+        limits,
         maxQueueMs: config.dbAcquireTimeoutMs,
         onBatch: ({ calls, ms, outcome, alone, error }) => {
           metrics.writeBatch(calls, ms / 1000, outcome);
@@ -155,6 +157,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
           hub,
           notifier,
           leaseDefaultSeconds: config.leaseDefaultSeconds,
+          limits,
           watchHeartbeatSeconds: config.watchHeartbeatSeconds,
           watchBufferEvents: config.watchBufferEvents,
           watchSetupSlots: Math.max(2, Math.floor(config.dbPoolSize / 2)),

@@ -8,6 +8,7 @@
 import { accessSync, constants, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { z } from "zod";
+import { smallestJobLimit } from "./domain/job-size.js";
 import { LOG_LEVELS, type LogLevel } from "./log.js";
 
 export interface Config {
@@ -31,6 +32,8 @@ export interface Config {
   /** 0: no limit. */
   readonly dbQueryTimeoutMs: number;
   readonly dbPoolSize: number;
+  readonly jobPayloadMaxBytes: number;
+  readonly jobMaxBytes: number;
   readonly writeBatchMaxCalls: number;
   readonly writeBatchesInFlight: number;
   readonly migrateOnStart: boolean;
@@ -67,6 +70,8 @@ export const VARIABLES = {
   DB_ACQUIRE_TIMEOUT_MS: ["2000", "Longest wait for a database connection before UNAVAILABLE (at start-up: before exiting 6)."],
   DB_QUERY_TIMEOUT_MS: ["30000", "Longest wait for PostgreSQL to answer a call's statement before UNAVAILABLE (the connection is dropped): a network that silently stops delivering cannot hang calls. Not applied to migrations. 0: no limit."],
   DB_POOL_SIZE: ["20", "Pooled database connections per process (each process also holds one for LISTEN and one for the health probe)."],
+  JOB_PAYLOAD_MAX_BYTES: ["262144", "Most an input, a result or a failure's diagnostic may take (as sent); larger is INVALID_ARGUMENT FIELD_TOO_LARGE."],
+  JOB_MAX_BYTES: ["1048576", "Most a job may carry, failures included, so that any reply holding it fits the 4 MiB stock gRPC clients accept: RunJob does not start another attempt on a job that could outgrow it (FAILED_PRECONDITION JOB_FULL)."],
   WRITE_BATCH_MAX_CALLS: ["100", "Most write calls (creates, transitions, heartbeats, lease expiries) one transaction carries; calls that arrive while a batch is written join the next. 1: a transaction per call."],
   WRITE_BATCHES_IN_FLIGHT: ["1", "Write transactions in flight at once per process (each holds a pooled connection); at most DB_POOL_SIZE. One makes the largest batches and costs the database least; more let other writes go on while one transaction waits on a row lock or a distant database."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
@@ -159,6 +164,8 @@ export const RULES = {
   DB_ACQUIRE_TIMEOUT_MS: whole(1, 600_000),
   DB_QUERY_TIMEOUT_MS: whole(0, 3_600_000),
   DB_POOL_SIZE: whole(1, 1000),
+  JOB_PAYLOAD_MAX_BYTES: whole(1024, 1024 * 1024),
+  JOB_MAX_BYTES: whole(64 * 1024, 2 * 1024 * 1024),
   WRITE_BATCH_MAX_CALLS: whole(1, 10_000),
   WRITE_BATCHES_IN_FLIGHT: whole(1, 1000),
   MIGRATE_ON_START: bool,
@@ -211,6 +218,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dbAcquireTimeoutMs: get("DB_ACQUIRE_TIMEOUT_MS"),
     dbQueryTimeoutMs: get("DB_QUERY_TIMEOUT_MS"),
     dbPoolSize: get("DB_POOL_SIZE"),
+    jobPayloadMaxBytes: get("JOB_PAYLOAD_MAX_BYTES"),
+    jobMaxBytes: get("JOB_MAX_BYTES"),
     writeBatchMaxCalls: get("WRITE_BATCH_MAX_CALLS"),
     writeBatchesInFlight: get("WRITE_BATCHES_IN_FLIGHT"),
     migrateOnStart: get("MIGRATE_ON_START"),
@@ -226,6 +235,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
     const missing = config.tlsCert === null ? "TLS_CERT" : "TLS_KEY";
     throw new ConfigError(`${missing} is not set: TLS_CERT and TLS_KEY go together (set both for TLS, neither for h2c)`);
+  }
+  const smallest = smallestJobLimit(config.jobPayloadMaxBytes);
+  if (config.jobMaxBytes < smallest) {
+    throw new ConfigError(
+      `JOB_MAX_BYTES=${config.jobMaxBytes} is not valid: expected at least ${smallest} with JOB_PAYLOAD_MAX_BYTES=${config.jobPayloadMaxBytes}, so that a job holding the largest input can still record its result or failure`,
+    );
   }
   if (config.writeBatchesInFlight > config.dbPoolSize) {
     throw new ConfigError(

@@ -4,7 +4,7 @@
 // names, hands them here with the database's clock, and writes back exactly
 // what this returns.
 
-import { DomainError, JobNotFound } from "./errors.js";
+import { DomainError, JobFull, JobNotFound } from "./errors.js";
 import {
   applyHeartbeat,
   applyTransition,
@@ -16,6 +16,7 @@ import {
   type TransitionArgs,
   type TransitionResult,
 } from "./job.js";
+import { attemptReserve, type JobLimits, jobBytes } from "./job-size.js";
 import { canSee, type Principal, REAPER } from "./principal.js";
 import { LEASED_STATES } from "./states.js";
 
@@ -76,9 +77,11 @@ export function jobsNamed(calls: readonly WriteCall[]): string[] {
 /**
  * Decides `calls` in order against `locked` (the batch's existing jobs, by
  * id, as their row locks found them) at the database time `now`. A call the
- * rules refuse is refused alone; the others go on.
+ * rules refuse is refused alone; the others go on. With `limits`, a RunJob
+ * that would start another attempt on a job with no room left to record how
+ * it ends is refused (JOB_FULL): a job never outgrows `limits.jobBytes`.
  */
-export function decideBatch(calls: readonly WriteCall[], locked: ReadonlyMap<string, JobRecord>, now: Micros): BatchDecision {
+export function decideBatch(calls: readonly WriteCall[], locked: ReadonlyMap<string, JobRecord>, now: Micros, limits?: JobLimits): BatchDecision {
   const current = new Map(locked);
   const changed = new Set<string>();
   const firstRequest = new Map<string, number>();
@@ -115,7 +118,12 @@ export function decideBatch(calls: readonly WriteCall[], locked: ReadonlyMap<str
       const result = applyTransition(job, expiryTransition(job, now), REAPER, now);
       return { kind: "expire", event: result.changed ? kept(result).event : null };
     }
-    return { kind: "transition", result: kept(applyTransition(job, call.args, actor, now)) };
+    const result = applyTransition(job, call.args, actor, now);
+    if (limits && result.changed && call.args.call === "RunJob" && job.state === "FAILED") {
+      const bytes = jobBytes(job);
+      if (bytes + attemptReserve(limits) > limits.jobBytes) throw new JobFull(job.id, job.state, bytes, limits.jobBytes);
+    }
+    return { kind: "transition", result: kept(result) };
   };
 
   const keep = (job: JobRecord) => {

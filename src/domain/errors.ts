@@ -93,6 +93,29 @@ export class ResultTypeMismatch extends DomainError {
   }
 }
 
+/** A payload (input, result, diagnostic) or text over its documented size. */
+export class FieldTooLarge extends DomainError {
+  constructor(field: string, size: number, limit: number, setting: string) {
+    super("invalid_argument", "FIELD_TOO_LARGE", `${field} takes ${size} bytes, over the limit of ${limit} (${setting})`, {
+      field,
+      limit: String(limit),
+      size: String(size),
+    });
+  }
+}
+
+/** RunJob would start another attempt on a job without room left to record how it ends. */
+export class JobFull extends DomainError {
+  constructor(jobId: string, state: JobStateName, bytes: number, limit: number) {
+    super(
+      "failed_precondition",
+      "JOB_FULL",
+      `job ${jobId} already carries ${bytes} bytes (its failures included); another attempt could take it past JOB_MAX_BYTES (${limit}); create a new job instead`,
+      { job_id: jobId, call: "RunJob", state: `JOB_STATE_${state}`, limit: String(limit) },
+    );
+  }
+}
+
 export class RevisionOutOfRange extends DomainError {
   constructor(jobId: string, asked: bigint, current: number) {
     super(

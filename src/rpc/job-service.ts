@@ -5,6 +5,7 @@ import { create } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { InvalidArgument } from "../domain/errors.js";
 import type { JobRecord, TransitionArgs } from "../domain/job.js";
+import { type JobLimits, jobBytes } from "../domain/job-size.js";
 import { type Principal, principalKey } from "../domain/principal.js";
 import { JOB_STATES } from "../domain/states.js";
 import { JobState } from "../gen/jobs/v1/job_pb.js";
@@ -28,12 +29,15 @@ import type { JobCursor, JobFilter, JobStore } from "../store/job-store.js";
 import { annotate, callerOf } from "./context.js";
 import { diagnosticToJson, eventToProto, inputToJson, jobToProto, microsFromTimestamp, resultToJson } from "./convert.js";
 import { decodePageToken, encodePageToken, fingerprint } from "./page-token.js";
+import { readPage } from "./paging.js";
 import * as v from "./validate.js";
 import { createWatchHandlers, type WatchDeps } from "./watch.js";
 
 export interface JobServiceDeps extends WatchDeps {
   readonly store: JobStore;
   readonly leaseDefaultSeconds: number;
+  /** What a job may carry (JOB_PAYLOAD_MAX_BYTES, JOB_MAX_BYTES). */
+  readonly limits: JobLimits;
 }
 
 export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobService> {
@@ -60,7 +64,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       const fields = {
         type,
         companyId: v.owningCompany(principal, req.companyId),
-        input: v.storableJson(inputToJson(req.input), "input"),
+        input: v.storableJson(inputToJson(req.input), "input", deps.limits.payloadBytes),
         dataPlaneId: v.optionalIdentifier(req.dataPlaneId, "data_plane_id"),
         computePoolId: v.optionalIdentifier(req.computePoolId, "compute_pool_id"),
         executionCluster: v.executionCluster(req.executionCluster),
@@ -84,13 +88,11 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       const filter = jobFilter(req, principal, "ListJobs");
       const listing = fingerprint({ list: "jobs", by: principalKey(principal), filter });
       const cursor = decodePageToken(req.pageToken, listing, isJobCursor);
-      const jobs = await store.list(filter, cursor, size + 1);
-      const page = jobs.slice(0, size);
-      const last: JobRecord | undefined = page[page.length - 1];
+      const page = await readPage(size, cursor, (after, limit) => store.list(filter, after, limit), jobCursor, jobBytes);
+      const last: JobRecord | undefined = page.items[page.items.length - 1];
       return create(ListJobsResponseSchema, {
-        jobs: page.map(jobToProto),
-        nextPageToken:
-          jobs.length > size && last ? encodePageToken<JobCursor>(listing, { createdAt: last.createdAt, id: last.id }) : "",
+        jobs: page.items.map(jobToProto),
+        nextPageToken: page.more && last ? encodePageToken<JobCursor>(listing, jobCursor(last)) : "",
       });
     },
 
@@ -112,11 +114,10 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       const listing = fingerprint({ list: "events", by: principalKey(principal), jobId });
       const after = decodePageToken(req.pageToken, listing, isRevision) ?? 0;
       await store.get(jobId, principal, "ListJobEvents");
-      const events = await store.events(jobId, after, size + 1);
-      const page = events.slice(0, size);
+      const page = await readPage(size, after, (from, limit) => store.events(jobId, from ?? 0, limit), (event) => event.revision, (event) => jobBytes(event.job));
       return create(ListJobEventsResponseSchema, {
-        events: page.map(eventToProto),
-        nextPageToken: events.length > size ? encodePageToken(listing, page[page.length - 1].revision) : "",
+        events: page.items.map(eventToProto),
+        nextPageToken: page.more ? encodePageToken(listing, page.items[page.items.length - 1].revision) : "",
       });
     },
 
@@ -132,7 +133,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
         throw new InvalidArgument("result", "result is required: set the variant named after the job's type");
       }
       const attempt = v.nonNegative(req.attempt, "attempt");
-      const args: TransitionArgs = { call: "CompleteJob", result: v.storableJson(resultToJson(result), "result"), resultCase: result.kind.case, attempt };
+      const args: TransitionArgs = { call: "CompleteJob", result: v.storableJson(resultToJson(result), "result", deps.limits.payloadBytes), resultCase: result.kind.case, attempt };
       return create(CompleteJobResponseSchema, await transition(ctx, req.jobId, args));
     },
 
@@ -140,7 +141,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
       const args: TransitionArgs = {
         call: "FailJob",
         message: v.requireText(req.message, "message"),
-        diagnostic: v.storableJson(diagnosticToJson(req.diagnostic), "diagnostic"),
+        diagnostic: v.storableJson(diagnosticToJson(req.diagnostic), "diagnostic", deps.limits.payloadBytes),
         attempt: v.nonNegative(req.attempt, "attempt"),
       };
       return create(FailJobResponseSchema, await transition(ctx, req.jobId, args));
@@ -181,6 +182,8 @@ function jobFilter(req: ListJobsRequest | CountJobsRequest, principal: Principal
     createdBefore: req.createdBefore ? microsFromTimestamp(v.timestamp(req.createdBefore, "created_before")) : null,
   };
 }
+
+const jobCursor = (job: JobRecord): JobCursor => ({ createdAt: job.createdAt, id: job.id });
 
 function isJobCursor(p: unknown): p is JobCursor {
   const c = p as JobCursor;

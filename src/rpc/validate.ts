@@ -1,8 +1,9 @@
 // Request validation that needs no job (SPEC §4: after auth and scope, before
 // visibility). Each check names the field and says what would be accepted.
 
-import { InvalidArgument, PermissionDenied } from "../domain/errors.js";
+import { FieldTooLarge, InvalidArgument, PermissionDenied } from "../domain/errors.js";
 import type { JsonValue } from "../domain/job.js";
+import { MAX_TEXT_CHARACTERS, payloadBytes } from "../domain/job-size.js";
 import { inputCaseFor, snakeCase } from "../domain/job-types.js";
 import type { Principal } from "../domain/principal.js";
 import type { ExecutionClusterName, JobStateName, JobTypeName } from "../domain/states.js";
@@ -14,7 +15,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 1000;
 const MAX_ID_LENGTH = 256;
-const MAX_TEXT_LENGTH = 64 * 1024;
+const MAX_TEXT_LENGTH = MAX_TEXT_CHARACTERS;
 /**
  * Free-form JSON (FailJob's `diagnostic`, CreateJob's `input`) may nest at
  * most this many arrays/objects deep. Every reply that carries it must stay
@@ -109,8 +110,14 @@ export function checkInput(type: JobTypeName, input: JobInput | undefined): void
   }
 }
 
-/** JSON the service stores (input, result, diagnostic): nested at most MAX_JSON_NESTING deep, no NUL in any string or key. */
-export function storableJson<T extends JsonValue | null>(value: T, field: string): T {
+/**
+ * JSON the service stores (input, result, diagnostic): at most `maxBytes` as
+ * it travels (JOB_PAYLOAD_MAX_BYTES), nested at most MAX_JSON_NESTING deep,
+ * no NUL in any string or key.
+ */
+export function storableJson<T extends JsonValue | null>(value: T, field: string, maxBytes: number): T {
+  const bytes = payloadBytes(value);
+  if (bytes > maxBytes) throw new FieldTooLarge(field, bytes, maxBytes, "JOB_PAYLOAD_MAX_BYTES");
   const depth = nesting(value, field);
   if (depth > MAX_JSON_NESTING) {
     throw new InvalidArgument(field, `${field} nests ${depth} levels of arrays and objects; at most ${MAX_JSON_NESTING} are allowed`);

@@ -11,6 +11,7 @@ import { randomUUID } from "node:crypto";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { JobNotFound } from "../domain/errors.js";
 import type { EventRecord, JobRecord, TransitionArgs, TransitionResult } from "../domain/job.js";
+import type { JobLimits } from "../domain/job-size.js";
 import { type Principal, principalKey } from "../domain/principal.js";
 import { FINISHED_STATES, LEASED_STATES, UNFINISHED_STATES } from "../domain/states.js";
 import type { BatchReport } from "./batcher.js";
@@ -61,6 +62,8 @@ export interface JobStoreOptions {
   readonly maxQueueMs?: number;
   /** Told of every write transaction (metrics, debug log). */
   readonly onBatch?: (report: BatchReport) => void;
+  /** Bounds on what a job may carry: a RunJob that could take a job past them is refused (JOB_FULL). */
+  readonly limits?: JobLimits;
 }
 
 const UNFINISHED = sqlList(UNFINISHED_STATES);
@@ -91,6 +94,7 @@ export class JobStore {
       batchesInFlight: options.batchesInFlight ?? 1,
       maxQueueMs: options.maxQueueMs ?? 2000,
       onBatch: options.onBatch,
+      limits: options.limits,
     });
   }
 

@@ -19,6 +19,7 @@ import type { MikroORM } from "@mikro-orm/postgresql";
 import { type CallOutcome, decideBatch, jobsNamed, type NewJobWrite, type WriteCall } from "../domain/batch.js";
 import { Unavailable } from "../domain/errors.js";
 import type { EventRecord, JobRecord } from "../domain/job.js";
+import type { JobLimits } from "../domain/job-size.js";
 import { Batcher, type BatchReport, type Settled } from "./batcher.js";
 import { JOB_COLUMNS, type JobRow, jobFromRow } from "./job-rows.js";
 import { named } from "./named-statements.js";
@@ -50,6 +51,8 @@ export interface WriterOptions {
   /** The longest a call waits for a batch to take it (DB_ACQUIRE_TIMEOUT_MS). */
   readonly maxQueueMs: number;
   readonly onBatch?: (report: BatchReport) => void;
+  /** Bounds on what a job may carry (domain/job-size.ts); none: unbounded. */
+  readonly limits?: JobLimits;
 }
 
 /** The transaction that wrote a `jobs` row's latest event, as a select-list item. */
@@ -126,7 +129,7 @@ export class JobWriter {
   constructor(
     private readonly orm: MikroORM,
     private readonly onCommit: CommitListener,
-    options: WriterOptions,
+    private readonly options: WriterOptions,
   ) {
     this.batcher = new Batcher<WriteCall, WriteAnswer>((calls) => this.writeBatch(calls), {
       maxCalls: options.batchMaxCalls,
@@ -196,7 +199,7 @@ export class JobWriter {
       locked.set(row.id, jobFromRow(row));
       previousXid.set(row.id, row.previous_xid === null ? null : BigInt(row.previous_xid));
     }
-    const decision = decideBatch(calls, locked, now);
+    const decision = decideBatch(calls, locked, now, this.options.limits);
     if (decision.changedJobs.length === 0 && decision.creates.length === 0) {
       return { answers: decision.outcomes.map((outcome) => answerOf(outcome, [])), committed: [] };
     }
