@@ -135,7 +135,7 @@ export class JobWriter {
       maxCalls: options.batchMaxCalls,
       maxInFlight: options.batchesInFlight,
       maxQueueMs: options.maxQueueMs,
-      queueTimeout: () => new Unavailable("WRITES_QUEUED_TOO_LONG", "the server has more writes waiting for the database than it can start; retry with backoff"),
+      queueTimeout: () => new Unavailable("OVERLOADED", "the server is overloaded: too many writes are waiting for the database; retry with backoff"),
       // A lost connection is not the calls' fault: they would only lose it again.
       retryAlone: (error) => !(error instanceof Unavailable),
       failsWaiting: (error) => error instanceof Unavailable && noConnection.has(error),

@@ -174,7 +174,7 @@ test("a call that waits for a batch longer than its limit fails UNAVAILABLE sayi
   await whileRowLocked(bundle.databaseUrl, held.id, async () => {
     first = store.transition(held.id, run("ex-held"), SERVICE);
     await waitFor(() => store.writeQueue.writing === 1);
-    await expect(store.transition(queued.id, run("ex-queued"), SERVICE)).rejects.toMatchObject({ kind: "unavailable", reason: "WRITES_QUEUED_TOO_LONG" });
+    await expect(store.transition(queued.id, run("ex-queued"), SERVICE)).rejects.toMatchObject({ kind: "unavailable", reason: "OVERLOADED" });
   });
   await first;
   expect((await store.get(queued.id, SERVICE, "GetJob")).state).toBe("PENDING");
