@@ -80,7 +80,7 @@ export const VARIABLES = {
   TLS_CERT: ["", "PEM certificate chain file; with TLS_KEY, serve TLS instead of h2c."],
   TLS_KEY: ["", "PEM private key file for TLS_CERT."],
   MAX_CONNECTIONS: ["10000", "Open client connections at most (HTTP/2 and HTTP/1.1 together); more are closed as they arrive. Keep it under the process's open-file limit (ulimit -n)."],
-  MAX_STREAMS_PER_CONNECTION: ["2000", "Concurrent calls and watch streams on one HTTP/2 connection; a client waits for a free slot beyond it (a client that does not is refused REFUSED_STREAM)."],
+  MAX_STREAMS_PER_CONNECTION: ["2000", "Concurrent calls and watch streams on one HTTP/2 connection (its SETTINGS say so): a client queues calls beyond it, and one that opens more anyway loses the connection."],
   HANDSHAKE_TIMEOUT_MS: ["10000", "A connection that has not finished its handshake within this is closed: TLS, the first bytes, HTTP/2's preface and SETTINGS, or HTTP/1.1's request headers."],
   IDLE_TIMEOUT_SECONDS: ["300", "An HTTP/2 connection with no open call or stream for this long is closed (GOAWAY: clients reconnect on their next call); an HTTP/1.1 one after this or 5 s between requests, whichever is shorter."],
   KEEPALIVE_INTERVAL_SECONDS: ["60", "How often every HTTP/2 connection is pinged, so that a peer that has gone (its machine, its network) is found."],

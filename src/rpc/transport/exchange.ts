@@ -29,7 +29,10 @@ export function stopUnreadBodyAfterAnswer(request: NodeRequest): void {
   // Node's own listener (the compatibility response's, registered first) sends the trailers in a setImmediate: the reset follows them.
   stream.once("wantTrailers", () =>
     setImmediate(() => {
-      if (!request.complete && !stream.closed && !stream.destroyed) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      if (request.complete || stream.closed || stream.destroyed) return;
+      // What already arrived is let go of (it counts against the connection's flow-control window and memory).
+      request.resume();
+      stream.close(http2.constants.NGHTTP2_NO_ERROR);
     }),
   );
 }
