@@ -27,7 +27,7 @@ import { createJobService } from "./rpc/job-service.js";
 import { createReflectionServices } from "./rpc/reflection.js";
 import { COMPRESSIONS } from "./rpc/transport/compression.js";
 import { createRequestGate } from "./rpc/transport/gate.js";
-import { type Listener, listen } from "./rpc/transport/listener.js";
+import { connectionLimits, type Listener, listen } from "./rpc/transport/listener.js";
 import { createRpcHandler, rpcService } from "./rpc/transport/rpc-handler.js";
 import { DatabaseProbe } from "./store/database-probe.js";
 import { isAlive, type RunningPostgres, startEmbeddedPostgres } from "./store/embedded-postgres.js";
@@ -228,14 +228,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       host: config.host,
       port: config.port,
       tls: config.tlsCert && config.tlsKey ? { certFile: config.tlsCert, keyFile: config.tlsKey } : undefined,
-      limits: {
-        maxConnections: config.maxConnections,
-        maxStreamsPerConnection: config.maxStreamsPerConnection,
-        handshakeTimeoutMs: config.handshakeTimeoutMs,
-        idleTimeoutMs: config.idleTimeoutSeconds * 1000,
-        keepAliveIntervalMs: config.keepAliveIntervalSeconds * 1000,
-        keepAliveTimeoutMs: config.keepAliveTimeoutSeconds * 1000,
-      },
+      limits: connectionLimits(config),
       onConnectionEnd: (reason, remoteAddress) => {
         metrics.connectionEnded(reason);
         log.debug("connection closed", { reason, remote_address: remoteAddress });

@@ -62,6 +62,13 @@ function connectTcp(port: number): Promise<net.Socket> {
   });
 }
 
+/** A server with these settings and its metrics port; the URL of its /metrics. */
+async function startWithMetrics(env: Record<string, string>): Promise<{ server: TestServer; metricsUrl: string }> {
+  const metricsPort = await freePort();
+  const server = await startServer({ env: { ...env, METRICS_PORT: String(metricsPort) } });
+  return { server, metricsUrl: `http://127.0.0.1:${metricsPort}/metrics` };
+}
+
 async function scrapeClosed(metricsUrl: string, reason: string): Promise<number> {
   const text = await (await fetch(metricsUrl)).text();
   const line = text.split("\n").find((l) => l.startsWith(`jobs_connections_closed_total{reason="${reason}"} `));
@@ -73,19 +80,14 @@ describe("timeouts and the stream limit", () => {
   let metricsUrl: string;
 
   beforeAll(async () => {
-    const metricsPort = await freePort();
-    metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    server = await startServer({
-      env: {
-        HANDSHAKE_TIMEOUT_MS: "300",
-        IDLE_TIMEOUT_SECONDS: "1",
-        MAX_STREAMS_PER_CONNECTION: "3",
-        KEEPALIVE_INTERVAL_SECONDS: "1",
-        KEEPALIVE_TIMEOUT_SECONDS: "1",
-        WATCH_HEARTBEAT_SECONDS: "1",
-        METRICS_PORT: String(metricsPort),
-      },
-    });
+    ({ server, metricsUrl } = await startWithMetrics({
+      HANDSHAKE_TIMEOUT_MS: "300",
+      IDLE_TIMEOUT_SECONDS: "1",
+      MAX_STREAMS_PER_CONNECTION: "3",
+      KEEPALIVE_INTERVAL_SECONDS: "1",
+      KEEPALIVE_TIMEOUT_SECONDS: "1",
+      WATCH_HEARTBEAT_SECONDS: "1",
+    }));
   });
   afterAll(async () => {
     await server?.stop();
@@ -215,9 +217,7 @@ describe("MAX_CONNECTIONS", () => {
   let metricsUrl: string;
 
   beforeAll(async () => {
-    const metricsPort = await freePort();
-    metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
-    server = await startServer({ env: { MAX_CONNECTIONS: "2", METRICS_PORT: String(metricsPort) } });
+    ({ server, metricsUrl } = await startWithMetrics({ MAX_CONNECTIONS: "2" }));
   });
   afterAll(async () => {
     await server?.stop();

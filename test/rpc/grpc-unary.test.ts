@@ -22,7 +22,7 @@ import { createHealthService, HealthState } from "../../src/rpc/health.js";
 import { COMPRESSIONS } from "../../src/rpc/transport/compression.js";
 import { createRequestGate } from "../../src/rpc/transport/gate.js";
 import { isPlainGrpcUnary } from "../../src/rpc/transport/grpc-unary.js";
-import { type Listener, listen } from "../../src/rpc/transport/listener.js";
+import { connectionLimits, type Listener, listen } from "../../src/rpc/transport/listener.js";
 import { createRpcHandler, type RpcService, rpcService } from "../../src/rpc/transport/rpc-handler.js";
 import {
   CreateJobRequestSchema,
@@ -253,7 +253,6 @@ describe("which requests take the unary path", () => {
 
 /** A server of the transport alone, serving `services` with `interceptors`: the unary path on or off. */
 async function transportOnly(services: RpcService[], interceptors: Interceptor[], grpcUnaryFastPath: boolean, log: Logger): Promise<Listener> {
-  const defaults = loadConfig({});
   const handler = createRpcHandler({
     services,
     interceptors,
@@ -269,18 +268,7 @@ async function transportOnly(services: RpcService[], interceptors: Interceptor[]
     callLog: new CallLog(log),
     log,
   });
-  return listen(handler, {
-    host: "127.0.0.1",
-    port: 0,
-    limits: {
-      maxConnections: defaults.maxConnections,
-      maxStreamsPerConnection: defaults.maxStreamsPerConnection,
-      handshakeTimeoutMs: defaults.handshakeTimeoutMs,
-      idleTimeoutMs: defaults.idleTimeoutSeconds * 1000,
-      keepAliveIntervalMs: defaults.keepAliveIntervalSeconds * 1000,
-      keepAliveTimeoutMs: defaults.keepAliveTimeoutSeconds * 1000,
-    },
-  });
+  return listen(handler, { host: "127.0.0.1", port: 0, limits: connectionLimits(loadConfig({})) });
 }
 
 /** A Health Check over raw HTTP/2 with this content type (and headers); its status, from the trailers or a gRPC-Web body. */

@@ -23,6 +23,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
+import type { Config } from "../../config.js";
 import type { NodeHandler } from "./exchange.js";
 
 export interface Listener {
@@ -47,6 +48,18 @@ export interface ConnectionLimits {
   readonly idleTimeoutMs: number;
   readonly keepAliveIntervalMs: number;
   readonly keepAliveTimeoutMs: number;
+}
+
+/** The limits the configuration sets. */
+export function connectionLimits(config: Config): ConnectionLimits {
+  return {
+    maxConnections: config.maxConnections,
+    maxStreamsPerConnection: config.maxStreamsPerConnection,
+    handshakeTimeoutMs: config.handshakeTimeoutMs,
+    idleTimeoutMs: config.idleTimeoutSeconds * 1000,
+    keepAliveIntervalMs: config.keepAliveIntervalSeconds * 1000,
+    keepAliveTimeoutMs: config.keepAliveTimeoutSeconds * 1000,
+  };
 }
 
 export interface ListenOptions {
