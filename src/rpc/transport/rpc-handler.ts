@@ -1,7 +1,7 @@
 // The Node request handler for every call: the services on Connect's router,
 // configured with Connect's own options (limits, compression, decoding
-// bounds, the drain signal, the request gate), behind the one place that
-// answers a path that is not an RPC.
+// bounds, the drain signal, the request gate). A path that names no RPC goes
+// to `otherPaths`, in one place.
 //
 // Each call's body reaches Connect through a RequestBody, which the request
 // gate (./gate.ts) reads first: a refused call's body is never decoded, and
@@ -43,6 +43,8 @@ export interface RpcOptions {
   readonly grpcUnaryFastPath: boolean;
   /** Writes each call's log line and metrics once its response has closed. */
   readonly callLog: CallLog;
+  /** Answers requests for paths that name no RPC; unset: an empty 404. */
+  readonly otherPaths?: NodeHandler;
   readonly log: Logger;
 }
 
@@ -68,7 +70,7 @@ function connectHandler(options: RpcOptions): NodeHandler {
 
   return (request, response) => {
     const handler = handlers.get(pathOf(request));
-    if (handler === undefined) return notAnRpcPath(request, response);
+    if (handler === undefined) return (options.otherPaths ?? notFound)(request, response);
     stopUnreadBodyAfterAnswer(request);
     const body = new RequestBody(request);
     const values = createContextValues().set(requestBodyKey, body);
@@ -82,8 +84,7 @@ function connectHandler(options: RpcOptions): NodeHandler {
   };
 }
 
-/** Every request for a path that names no RPC ends here. */
-function notAnRpcPath(_request: NodeRequest, response: NodeResponse): void {
+function notFound(_request: NodeRequest, response: NodeResponse): void {
   response.statusCode = 404;
   response.end();
 }
