@@ -14,10 +14,11 @@ import { clientEnded, toConnectError } from "./errors.js";
 
 /**
  * Runs `onEnd` when a streaming response ends, and lets `mapError` replace its
- * error: what `try { yield* messages } catch … finally …` in an async
- * generator does, as a plain iterator. A stream holds two of these for its
- * whole life (logging, errors), and an idle stream's suspended async
- * generator, with its pending request and delegation, cost about a KiB each.
+ * error (or `endError` its normal end): what `try { yield* messages } catch …
+ * finally …` in an async generator does, as a plain iterator. A stream holds
+ * two of these for its whole life (outcome, errors), and an idle stream's
+ * suspended async generator, with its pending request and delegation, would
+ * cost several times as much.
  */
 class Around<T> implements AsyncIterableIterator<T> {
   private source: AsyncIterator<T> | null = null;

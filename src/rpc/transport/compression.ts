@@ -10,8 +10,8 @@ export type Compression = NonNullable<ConnectRouterOptions["acceptCompression"]>
 export const COMPRESSIONS: readonly Compression[] = [compressionGzip, compressionBrotli];
 
 /**
- * Only big responses (long list pages) are compressed: a job is a few KiB at
- * most, and compressing every watch event once per stream costs more CPU
- * than the loopback or LAN bandwidth it saves.
+ * Only big responses (long list pages) are compressed: a job is small, and
+ * compressing every watch event once per stream costs more CPU than the
+ * loopback or LAN bandwidth it saves.
  */
 export const COMPRESS_MIN_BYTES = 64 * 1024;
