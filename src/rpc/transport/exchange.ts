@@ -18,19 +18,26 @@ export function pathOf(request: NodeRequest): string {
 }
 
 /**
- * Once the call's answer is out (HTTP/2: its trailers, which end the
- * response, are sent), tells the client to stop sending a body that nobody
- * will read, with RST_STREAM NO_ERROR (RFC 9113 §8.1): a refused request's
- * body is never read. HTTP/1.1 needs nothing: Node discards the rest.
+ * Once the call's answer is out, lets go of a body that nobody will read (a
+ * refused request's): HTTP/2 tells the client to stop sending it, with
+ * RST_STREAM NO_ERROR after the trailers that end the response (RFC 9113
+ * §8.1), and drops what already arrived, which counts against the
+ * connection's flow-control window; HTTP/1.1 reads it to its end and drops
+ * it, so that the connection can carry the next request (Node does that
+ * itself only for a body nobody began to read).
  */
-export function stopUnreadBodyAfterAnswer(request: NodeRequest): void {
-  if (!("stream" in request)) return;
+export function stopUnreadBodyAfterAnswer(request: NodeRequest, response: NodeResponse): void {
+  if (!("stream" in request)) {
+    response.once("finish", () => {
+      if (!request.complete) request.resume();
+    });
+    return;
+  }
   const stream = request.stream;
   // Node's own listener (the compatibility response's, registered first) sends the trailers in a setImmediate: the reset follows them.
   stream.once("wantTrailers", () =>
     setImmediate(() => {
       if (request.complete || stream.closed || stream.destroyed) return;
-      // What already arrived is let go of (it counts against the connection's flow-control window and memory).
       request.resume();
       stream.close(http2.constants.NGHTTP2_NO_ERROR);
     }),

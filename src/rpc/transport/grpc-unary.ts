@@ -78,7 +78,7 @@ export function withGrpcUnaryFastPath(next: NodeHandler, options: RpcOptions): N
 async function serve(entry: UnaryMethod, request: http2.Http2ServerRequest, response: http2.Http2ServerResponse, options: RpcOptions): Promise<void> {
   const timeout = parseTimeout(headerValue(request.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
   const context = new UnaryCallContext(entry, request, timeout.timeoutMs);
-  stopUnreadBodyAfterAnswer(request);
+  stopUnreadBodyAfterAnswer(request, response);
   context.values.set(requestBodyKey, new RequestBody(request));
   onResponseClosed(response, (answered) => options.callLog.closed(context.values, answered));
   // A reset by the client ends the call's signal (as in connect-node); a call that ends normally costs nothing here.

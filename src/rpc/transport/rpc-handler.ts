@@ -71,7 +71,7 @@ function connectHandler(options: RpcOptions): NodeHandler {
   return (request, response) => {
     const handler = handlers.get(pathOf(request));
     if (handler === undefined) return (options.otherPaths ?? notFound)(request, response);
-    stopUnreadBodyAfterAnswer(request);
+    stopUnreadBodyAfterAnswer(request, response);
     const body = new RequestBody(request);
     const values = createContextValues().set(requestBodyKey, body);
     onResponseClosed(response, (answered) => options.callLog.closed(values, answered));
