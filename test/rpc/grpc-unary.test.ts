@@ -13,17 +13,13 @@ import http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import type { HandlerContext, Interceptor } from "@connectrpc/connect";
+import type { HandlerContext } from "@connectrpc/connect";
 import { loadConfig } from "../../src/config.js";
-import { HealthCheckRequestSchema, Health, HealthCheckResponseSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
-import { createLogger, type Logger } from "../../src/log.js";
-import { CallLog } from "../../src/rpc/call-log.js";
-import { createHealthService, HealthState } from "../../src/rpc/health.js";
-import { COMPRESSIONS } from "../../src/rpc/transport/compression.js";
-import { createRequestGate } from "../../src/rpc/transport/gate.js";
+import { Health, HealthCheckResponseSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
+import { createLogger } from "../../src/log.js";
 import { isPlainGrpcUnary } from "../../src/rpc/transport/grpc-unary.js";
-import { connectionLimits, type Listener, listen } from "../../src/rpc/transport/listener.js";
-import { createRpcHandler, type RpcService, rpcService } from "../../src/rpc/transport/rpc-handler.js";
+import { type RpcService, rpcService } from "../../src/rpc/transport/rpc-handler.js";
+import { healthCheck, transportOnly } from "../support/transport.js";
 import {
   CreateJobRequestSchema,
   GetJobRequestSchema,
@@ -251,40 +247,6 @@ describe("which requests take the unary path", () => {
   });
 });
 
-/** A server of the transport alone, serving `services` with `interceptors`: the unary path on or off. */
-async function transportOnly(services: RpcService[], interceptors: Interceptor[], grpcUnaryFastPath: boolean, log: Logger): Promise<Listener> {
-  const handler = createRpcHandler({
-    services,
-    interceptors,
-    gate: createRequestGate({
-      authenticate: () => Promise.reject(new Error("no JobService here")),
-      compressions: COMPRESSIONS,
-      maxMessageBytes: MAX_MESSAGE_BYTES,
-      log,
-    }),
-    maxMessageBytes: MAX_MESSAGE_BYTES,
-    shutdownSignal: new AbortController().signal,
-    grpcUnaryFastPath,
-    callLog: new CallLog(log),
-    log,
-  });
-  return listen(handler, { host: "127.0.0.1", port: 0, limits: connectionLimits(loadConfig({})) });
-}
-
-/** A Health Check over raw HTTP/2 with this content type (and headers); its status, from the trailers or a gRPC-Web body. */
-function healthCheck(session: http2.ClientHttp2Session, contentType: string, headers: http2.OutgoingHttpHeaders = {}) {
-  return new Promise<{ rstCode: number | undefined; grpcStatus: string | undefined }>((resolve) => {
-    const stream = session.request({ ":method": "POST", ":path": "/grpc.health.v1.Health/Check", "content-type": contentType, te: "trailers", ...headers });
-    let grpcStatus: string | undefined;
-    stream.on("trailers", (t) => (grpcStatus = String(t["grpc-status"])));
-    // gRPC-Web carries its status in the body, after the message: flag 0x80, "grpc-status:0".
-    stream.on("data", (chunk: Buffer) => (grpcStatus ??= /grpc-status:\s*(\d+)/.exec(chunk.toString("latin1"))?.[1]));
-    stream.on("error", () => {});
-    stream.on("close", () => resolve({ rstCode: stream.rstCode, grpcStatus }));
-    stream.end(framed(HealthCheckRequestSchema, { service: "" }));
-  });
-}
-
 describe("GRPC_UNARY_FAST_PATH", () => {
   // Connect aborts a call's signal when the call completes (HandlerContext.signal's documented contract);
   // the unary path leaves it as it is. So a handler can tell which path served it.
@@ -305,7 +267,7 @@ describe("GRPC_UNARY_FAST_PATH", () => {
   /** For each call, whether Connect served it. */
   async function servedByConnect(fastPath: boolean): Promise<boolean[]> {
     signals.length = 0;
-    const listener = await transportOnly([recorded], [], fastPath, createLogger("silent"));
+    const listener = await transportOnly([recorded], [], fastPath, createLogger("silent"), MAX_MESSAGE_BYTES);
     const session = http2.connect(`http://127.0.0.1:${listener.port}`);
     try {
       for (const [contentType, headers] of CALLS) expect((await healthCheck(session, contentType, headers)).grpcStatus).toBe("0");
@@ -329,31 +291,5 @@ describe("GRPC_UNARY_FAST_PATH", () => {
   test("the setting is read from the environment, on unless set false", () => {
     expect(loadConfig({}).grpcUnaryFastPath).toBe(true);
     expect(loadConfig({ GRPC_UNARY_FAST_PATH: "false" }).grpcUnaryFastPath).toBe(false);
-  });
-});
-
-describe("a call whose answer cannot be written", () => {
-  test.each([
-    ["the unary gRPC path", "application/grpc"],
-    ["Connect (gRPC-Web)", "application/grpc-web+proto"],
-  ])("%s resets it INTERNAL_ERROR at once, not left to the caller's deadline, and serves on", async (_path, contentType) => {
-    // An interceptor that adds a header HTTP/2 forbids (transfer-encoding): writing the answer throws.
-    const lines: string[] = [];
-    const badHeader: Interceptor = (next) => async (req) => {
-      const res = await next(req);
-      if (req.header.get("x-test-break") === "1") res.header.set("transfer-encoding", "chunked");
-      return res;
-    };
-    const listener = await transportOnly([rpcService(Health, createHealthService(new HealthState()))], [badHeader], true, createLogger("error", (line) => lines.push(line)));
-    const health = http2.connect(`http://127.0.0.1:${listener.port}`);
-    try {
-      expect(await healthCheck(health, contentType, { "x-test-break": "1" })).toEqual({ rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR, grpcStatus: undefined });
-      expect(lines.join("\n")).toMatch(/handler failed/);
-      expect(await healthCheck(health, contentType)).toEqual({ rstCode: http2.constants.NGHTTP2_NO_ERROR, grpcStatus: "0" });
-    } finally {
-      health.close();
-      listener.drain();
-      listener.destroy();
-    }
   });
 });
