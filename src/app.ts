@@ -3,7 +3,6 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ConnectRouter } from "@connectrpc/connect";
 import type { MikroORM } from "@mikro-orm/postgresql";
 import { Authenticator } from "./auth/authenticator.js";
 import { StreamTokens } from "./auth/stream-tokens.js";
@@ -21,13 +20,17 @@ import type { Logger } from "./log.js";
 import { Reaper } from "./maintenance/reaper.js";
 import { Metrics, serveMetrics } from "./metrics.js";
 import { Retention } from "./maintenance/retention.js";
-import { createRequestHandler } from "./rpc/adapter.js";
+import { CallLog } from "./rpc/call-log.js";
 import { createConsole } from "./rpc/console.js";
+import { serverDraining } from "./rpc/errors.js";
 import { createHealthService, HealthState } from "./rpc/health.js";
-import { authInterceptor, errorInterceptor, InFlight, loggingInterceptor } from "./rpc/interceptors.js";
+import { errorInterceptor, InFlight, outcomeInterceptor } from "./rpc/interceptors.js";
 import { createJobService } from "./rpc/job-service.js";
-import { type Listener, listen } from "./rpc/listener.js";
 import { createReflectionServices, describedFiles } from "./rpc/reflection.js";
+import { COMPRESSIONS } from "./rpc/transport/compression.js";
+import { createRequestGate } from "./rpc/transport/gate.js";
+import { connectionLimits, type Listener, listen } from "./rpc/transport/listener.js";
+import { createRpcHandler, rpcService } from "./rpc/transport/rpc-handler.js";
 import { DatabaseProbe } from "./store/database-probe.js";
 import { JobStore } from "./store/job-store.js";
 import { migrate, openOrm } from "./store/orm.js";
@@ -138,6 +141,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     const devToken = (options.devToken ?? embedded !== null) ? await developmentToken(tokens, config.dataDir) : null;
 
     const health = new HealthState();
+    // Connect's shutdownSignal: every call's signal aborts with its reason when the server starts draining.
     const drain = new AbortController();
     const updateHealth = () => health.set(probe.state === "up" && !drain.signal.aborted);
     probe.onChange(updateHealth);
@@ -149,38 +153,39 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       reflectionV1.ServerReflection.typeName,
       reflectionV1alpha.ServerReflection.typeName,
     ]);
-    const routes = (router: ConnectRouter) => {
-      router.service(
-        JobService,
-        createJobService({
-          store,
-          hub,
-          notifier,
-          leaseDefaultSeconds: config.leaseDefaultSeconds,
-          limits,
-          watchHeartbeatSeconds: config.watchHeartbeatSeconds,
-          watchBufferEvents: config.watchBufferEvents,
-          watchSetupSlots: Math.max(2, Math.floor(config.dbPoolSize / 2)),
-          drainSignal: drain.signal,
-          streamTokens,
-        }),
-        // JSON answers (Connect, gRPC-Web) carry every field: a no-op's `changed: false`, a new job's `attempt: 0`.
-        { jsonOptions: { alwaysEmitImplicit: true } },
-      );
-      router.service(Health, createHealthService(health, drain.signal));
-      router.service(reflectionV1.ServerReflection, reflection.v1);
-      router.service(reflectionV1alpha.ServerReflection, reflection.v1alpha);
-    };
+    const jobService = createJobService({
+      store,
+      hub,
+      notifier,
+      leaseDefaultSeconds: config.leaseDefaultSeconds,
+      limits,
+      watchHeartbeatSeconds: config.watchHeartbeatSeconds,
+      watchBufferEvents: config.watchBufferEvents,
+      watchSetupSlots: Math.max(2, Math.floor(config.dbPoolSize / 2)),
+      drainSignal: drain.signal,
+      streamTokens,
+    });
     const inFlight = new InFlight();
-    const handler = createRequestHandler({
-      routes,
-      interceptors: [
-        inFlight.interceptor,
-        loggingInterceptor(log, metrics),
-        errorInterceptor(log),
-        authInterceptor(new Authenticator(tokens, config.tokenCacheSeconds * 1000)),
+    const callLog = new CallLog(log, metrics);
+    const authenticator = new Authenticator(tokens, config.tokenCacheSeconds * 1000);
+    const handler = createRpcHandler({
+      services: [
+        rpcService(JobService, jobService),
+        rpcService(Health, createHealthService(health, drain.signal)),
+        rpcService(reflectionV1.ServerReflection, reflection.v1),
+        rpcService(reflectionV1alpha.ServerReflection, reflection.v1alpha),
       ],
+      interceptors: [inFlight.interceptor, outcomeInterceptor, errorInterceptor(log)],
+      gate: createRequestGate({
+        authenticate: (authorization) => authenticator.authenticate(authorization),
+        compressions: COMPRESSIONS,
+        maxMessageBytes: config.maxMessageBytes,
+        log,
+      }),
       maxMessageBytes: config.maxMessageBytes,
+      shutdownSignal: drain.signal,
+      grpcUnaryFastPath: config.grpcUnaryFastPath,
+      callLog,
       log,
       otherPaths: createConsole({ enabled: config.consoleEnabled, log }),
     });
@@ -188,7 +193,13 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       host: config.host,
       port: config.port,
       tls: config.tlsCert && config.tlsKey ? { certFile: config.tlsCert, keyFile: config.tlsKey } : undefined,
+      limits: connectionLimits(config),
+      onConnectionEnd: (reason, remoteAddress) => {
+        metrics.connectionEnded(reason);
+        log.debug("connection closed", { reason, remote_address: remoteAddress });
+      },
     });
+    metrics.connections(() => listener.connections);
     // drain() closes the listening socket: a start that fails after this point must not leave the port held.
     cleanups.unshift(async () => {
       listener.drain();
@@ -229,7 +240,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
     const stop = () => {
       stopping ??= (async () => {
         log.info("draining");
-        drain.abort();
+        drain.abort(serverDraining());
         updateHealth();
         listener.drain();
         const deadline = new Promise<"timeout">((resolve) =>

@@ -46,6 +46,13 @@ export interface Config {
   readonly tlsCert: string | null;
   readonly tlsKey: string | null;
   readonly consoleEnabled: boolean;
+  readonly maxConnections: number;
+  readonly maxStreamsPerConnection: number;
+  readonly handshakeTimeoutMs: number;
+  readonly idleTimeoutSeconds: number;
+  readonly keepAliveIntervalSeconds: number;
+  readonly keepAliveTimeoutSeconds: number;
+  readonly grpcUnaryFastPath: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -83,6 +90,13 @@ export const VARIABLES = {
   TLS_CERT: ["", "PEM certificate chain file; with TLS_KEY, serve TLS instead of h2c."],
   TLS_KEY: ["", "PEM private key file for TLS_CERT."],
   CONSOLE_ENABLED: ["true", "Serve the operators' console (a web page of the jobs, live) at / on PORT; false answers 404 there."],
+  MAX_CONNECTIONS: ["10000", "Open client connections at most (HTTP/2 and HTTP/1.1 together); more are closed as they arrive. Keep it under the process's open-file limit (ulimit -n)."],
+  MAX_STREAMS_PER_CONNECTION: ["2000", "Concurrent calls and watch streams on one HTTP/2 connection (its SETTINGS say so): a client queues calls beyond it, and one that opens more anyway loses the connection."],
+  HANDSHAKE_TIMEOUT_MS: ["10000", "A connection that has not finished its handshake within this is closed: TLS, the first bytes, HTTP/2's preface and SETTINGS, or HTTP/1.1's request headers."],
+  IDLE_TIMEOUT_SECONDS: ["300", "An HTTP/2 connection with no open call or stream for this long is closed (GOAWAY: clients reconnect on their next call); an HTTP/1.1 one after this or 5 s between requests, whichever is shorter."],
+  KEEPALIVE_INTERVAL_SECONDS: ["60", "How often every HTTP/2 connection is pinged, so that a peer that has gone (its machine, its network) is found."],
+  KEEPALIVE_TIMEOUT_SECONDS: ["20", "A connection whose peer does not answer a ping within this is closed, ending its calls and streams."],
+  GRPC_UNARY_FAST_PATH: ["true", "Serve plain unary gRPC calls (HTTP/2, binary, uncompressed) on the server's own short path instead of Connect's per-call stream pipeline; false sends every call through Connect."],
 } as const satisfies Record<string, readonly [string, string]>;
 
 export type VariableName = keyof typeof VARIABLES;
@@ -177,6 +191,13 @@ export const RULES = {
   TLS_CERT: unsetOr(pemFile("a certificate")),
   TLS_KEY: unsetOr(pemFile("a private key")),
   CONSOLE_ENABLED: bool,
+  MAX_CONNECTIONS: whole(1, 1_000_000),
+  MAX_STREAMS_PER_CONNECTION: whole(1, 1_000_000),
+  HANDSHAKE_TIMEOUT_MS: whole(100, 600_000),
+  IDLE_TIMEOUT_SECONDS: whole(1, 86_400),
+  KEEPALIVE_INTERVAL_SECONDS: whole(1, 86_400),
+  KEEPALIVE_TIMEOUT_SECONDS: whole(1, 3600),
+  GRPC_UNARY_FAST_PATH: bool,
 } satisfies Record<VariableName, Rule<unknown>>;
 
 type Value<N extends VariableName> = (typeof RULES)[N] extends Rule<infer T> ? T : never;
@@ -231,6 +252,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tlsCert: get("TLS_CERT"),
     tlsKey: get("TLS_KEY"),
     consoleEnabled: get("CONSOLE_ENABLED"),
+    maxConnections: get("MAX_CONNECTIONS"),
+    maxStreamsPerConnection: get("MAX_STREAMS_PER_CONNECTION"),
+    handshakeTimeoutMs: get("HANDSHAKE_TIMEOUT_MS"),
+    idleTimeoutSeconds: get("IDLE_TIMEOUT_SECONDS"),
+    keepAliveIntervalSeconds: get("KEEPALIVE_INTERVAL_SECONDS"),
+    keepAliveTimeoutSeconds: get("KEEPALIVE_TIMEOUT_SECONDS"),
+    grpcUnaryFastPath: get("GRPC_UNARY_FAST_PATH"),
   };
   if ((config.tlsCert === null) !== (config.tlsKey === null)) {
     const missing = config.tlsCert === null ? "TLS_CERT" : "TLS_KEY";

@@ -84,6 +84,19 @@ export class Metrics {
     labelNames: ["outcome"] as const,
     registers: [this.registry],
   });
+  private readonly rpcRefusals = new Counter({
+    name: "jobs_rpc_refused_total",
+    help: "RPCs refused before their handler ran (token, scope, size, a body that is not one valid message), by ErrorInfo reason. Each is also in jobs_rpc_requests_total under its code.",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+  private readonly refusalSeries = new Children((reason) => this.rpcRefusals.labels(reason));
+  private readonly connectionsEnded = new Counter({
+    name: "jobs_connections_closed_total",
+    help: "Client connections the server refused or closed, by reason: limit (over MAX_CONNECTIONS), handshake_timeout, idle, keepalive_timeout (the peer did not answer a ping).",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
   private readonly reapedJobs = new Counter({
     name: "jobs_reaped_jobs_total",
     help: "Jobs whose lease expired and that the reaper failed or cancelled.",
@@ -142,6 +155,28 @@ export class Metrics {
     const series = this.rpcSeries.get(method, code);
     series.count.inc();
     series.duration.observe(seconds);
+  }
+
+  /** An RPC the transport refused before its handler ran. */
+  refused(reason: string): void {
+    this.refusalSeries.get(reason, "").inc();
+  }
+
+  /** A client connection refused or closed by the server. */
+  connectionEnded(reason: string): void {
+    this.connectionsEnded.inc({ reason });
+  }
+
+  /** Open client connections, read at scrape time. */
+  connections(read: () => number): void {
+    new Gauge({
+      name: "jobs_connections_open",
+      help: "Open client connections (HTTP/2 and HTTP/1.1).",
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 
   transition(call: string, outcome: TransitionOutcome): void {

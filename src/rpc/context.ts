@@ -1,12 +1,12 @@
-// What interceptors hand to handlers through Connect's context values.
+// What the transport and the interceptors hand to handlers through Connect's context values.
 
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import type { Caller } from "../domain/principal.js";
 
-/** The authenticated caller; set by the auth interceptor before any handler runs. */
+/** The authenticated caller; set by the request gate before any interceptor or handler runs. */
 export const callerKey = createContextKey<Caller | undefined>(undefined, { description: "authenticated caller" });
 
-/** Facts about a call for its log line and metrics, filled in by handlers and the error interceptor. */
+/** Facts about a call for its log line and metrics, noted by its handler. */
 export interface CallFacts {
   jobId?: string;
   /** CreateJob: false when a repeated request_id returned the existing job. */
@@ -15,8 +15,6 @@ export interface CallFacts {
   changed?: boolean;
   fromState?: string;
   toState?: string;
-  /** The ErrorInfo reason of a failed call. */
-  reason?: string;
 }
 
 export const logFieldsKey = createContextKey<CallFacts | undefined>(undefined, {
@@ -25,7 +23,7 @@ export const logFieldsKey = createContextKey<CallFacts | undefined>(undefined, {
 
 export function callerOf(ctx: HandlerContext): Caller {
   const caller = ctx.values.get(callerKey);
-  // The auth interceptor runs before every JobService handler; reaching here without a caller is a wiring bug.
+  // The request gate authenticates every JobService call; reaching here without a caller is a wiring bug.
   if (!caller) throw new Error("no authenticated caller in context");
   return caller;
 }

@@ -2,7 +2,8 @@
 // and the server is not draining; NOT_SERVING otherwise.
 
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { DomainError, Unavailable } from "../domain/errors.js";
 import { Health, HealthCheckResponse_ServingStatus as Status, HealthCheckResponseSchema } from "../gen/grpc/health/v1/health_pb.js";
 import { JobService } from "../gen/jobs/v1/job_service_pb.js";
 
@@ -36,17 +37,21 @@ export class HealthState {
   }
 }
 
-/** `drainSignal` aborts when the server starts draining: Watch streams then end, so they do not hold the server open (SPEC §7). */
+/**
+ * `drainSignal` aborts when the server starts draining (every call's signal
+ * aborts with it too): Watch streams then say NOT_SERVING and end
+ * UNAVAILABLE, so they do not hold the server open.
+ */
 export function createHealthService(state: HealthState, drainSignal?: AbortSignal): ServiceImpl<typeof Health> {
   return {
     check(req) {
       if (!KNOWN_SERVICES.has(req.service)) {
-        throw new ConnectError(`unknown service "${req.service}"; ask for "" or "${JobService.typeName}"`, Code.NotFound);
+        throw new DomainError("not_found", "SERVICE_NOT_FOUND", `unknown service "${req.service}"; ask for "" or "${JobService.typeName}"`, { service: req.service });
       }
       return create(HealthCheckResponseSchema, { status: state.status });
     },
     async *watch(req, ctx) {
-      const signal = drainSignal ? AbortSignal.any([ctx.signal, drainSignal]) : ctx.signal;
+      const { signal } = ctx;
       let sent: Status | undefined;
       if (!KNOWN_SERVICES.has(req.service)) {
         // The service may never appear, but the protocol keeps the stream open.
@@ -61,12 +66,12 @@ export function createHealthService(state: HealthState, drainSignal?: AbortSigna
           await state.changed(signal);
         }
       }
-      if (ctx.signal.aborted) return;
+      if (!drainSignal?.aborted) return;
       // Draining: say so, then end like every watch stream (UNAVAILABLE) so the watcher moves to another replica.
       if (sent !== undefined && sent !== Status.NOT_SERVING) {
         yield create(HealthCheckResponseSchema, { status: Status.NOT_SERVING });
       }
-      throw new ConnectError("the server is shutting down; watch another replica", Code.Unavailable);
+      throw new Unavailable("SERVER_DRAINING", "the server is shutting down; watch another replica");
     },
   };
 }

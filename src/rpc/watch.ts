@@ -34,7 +34,7 @@ export interface WatchDeps {
   readonly notifier: Pick<Notifier, "ensureActive">;
   readonly watchHeartbeatSeconds: number;
   readonly watchBufferEvents: number;
-  /** Aborted when the server starts draining: streams then end UNAVAILABLE so clients reconnect elsewhere. */
+  /** Aborted when the server starts draining (every call's signal aborts then too): streams end UNAVAILABLE so clients reconnect elsewhere. */
   readonly drainSignal?: AbortSignal;
   /** How many streams may read their replay or snapshot at once (see admission.ts). */
   readonly watchSetupSlots?: number;
@@ -50,24 +50,18 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
   const { store, hub } = deps;
   const admission = new Admission(deps.watchSetupSlots ?? 8);
   const clock = new IdleClock(deps.watchHeartbeatSeconds * 1000);
-  // One drain listener for every stream (not an AbortSignal.any per stream): it closes the open queues.
-  const open = new Set<WatchQueue>();
-  deps.drainSignal?.addEventListener("abort", () => {
-    for (const queue of open) queue.close();
-  });
   /**
    * Ends the queue's next() with "closed" when the client leaves or the server
-   * drains, and with "revoked" when the caller's token is revoked (until unfollow).
+   * drains (the call's signal aborts on both), and with "revoked" when the
+   * caller's token is revoked (until unfollow).
    */
   const follow = (queue: WatchQueue, ctx: HandlerContext) => {
-    if (ctx.signal.aborted || deps.drainSignal?.aborted) queue.close();
+    if (ctx.signal.aborted) queue.close();
     ctx.signal.addEventListener("abort", queue, { once: true });
-    open.add(queue);
     deps.streamTokens?.add(callerOf(ctx).tokenId, queue);
   };
   const unfollow = (queue: WatchQueue, ctx: HandlerContext) => {
     ctx.signal.removeEventListener("abort", queue);
-    open.delete(queue);
     deps.streamTokens?.delete(callerOf(ctx).tokenId, queue);
   };
   const heartbeat = (revision: number) =>

@@ -49,6 +49,13 @@ const BAD: Partial<Record<VariableName, readonly string[]>> = {
   TLS_CERT: [join(PEM_DIR, "missing.pem"), NOT_PEM],
   TLS_KEY: [join(PEM_DIR, "missing-key.pem")],
   CONSOLE_ENABLED: ["off"],
+  MAX_CONNECTIONS: ["0", "unlimited"],
+  MAX_STREAMS_PER_CONNECTION: ["0"],
+  HANDSHAKE_TIMEOUT_MS: ["10s", "50"],
+  IDLE_TIMEOUT_SECONDS: ["0"],
+  KEEPALIVE_INTERVAL_SECONDS: ["1m"],
+  KEEPALIVE_TIMEOUT_SECONDS: ["0"],
+  GRPC_UNARY_FAST_PATH: ["off"],
 };
 
 /** Variables that accept any value, and why. */
@@ -122,6 +129,13 @@ describe("loadConfig", () => {
       tlsCert: null,
       tlsKey: null,
       consoleEnabled: true,
+      maxConnections: 10_000,
+      maxStreamsPerConnection: 2000,
+      handshakeTimeoutMs: 10_000,
+      idleTimeoutSeconds: 300,
+      keepAliveIntervalSeconds: 60,
+      keepAliveTimeoutSeconds: 20,
+      grpcUnaryFastPath: true,
     });
   });
 

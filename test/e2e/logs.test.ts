@@ -7,6 +7,7 @@ import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { generateSecret } from "../../src/auth/tokens.js";
 import { LOG_LEVELS } from "../../src/log.js";
 import { jobsClient, type JobsClient, reader } from "../support/grpc.js";
+import { endCallsFromTheClientSide } from "../support/hang-ups.js";
 import { freshDatabase } from "../support/harness.js";
 import { createServiceToken, runCli, type ServerProcess, spawnServer } from "../support/processes.js";
 import { eventually, readToEnd } from "../support/watching.js";
@@ -92,9 +93,11 @@ test("stdout is JSON lines with level, time and msg; RPC and transition lines ca
       expect(rpc).toEqual(expect.objectContaining({ principal: expect.any(String), token_id: expect.any(String) }));
     }
   }
-  // Every call about one job names it, refused or not.
-  const aboutTheJob = rpcs.filter((e) => !["ListJobs", "CreateJob"].includes(e.method) && !e.method.startsWith("grpc."));
+  // Every call about one job names it, refused or not; except a call refused for its token or scope, whose body is never decoded.
+  const unread = (e: { code: string }) => e.code === "unauthenticated" || e.code === "permission_denied";
+  const aboutTheJob = rpcs.filter((e) => !["ListJobs", "CreateJob"].includes(e.method) && !e.method.startsWith("grpc.") && !unread(e));
   expect(aboutTheJob.map((e) => e.job_id)).toEqual([...Array(aboutTheJob.length - 1).fill(job.id), marker]);
+  expect(rpcs.filter(unread).map((e) => e.job_id)).toEqual(Array(7).fill(undefined));
   expect(rpcs.find((e) => e.method === "CreateJob")?.job_id).toBe(job.id);
 
   const byMethod = (method: string) => rpcs.filter((e) => e.method === method && e.code === "ok");
@@ -122,4 +125,24 @@ test("stdout is JSON lines with level, time and msg; RPC and transition lines ca
     expect(everything).not.toContain(token);
     expect(everything).not.toContain(token.slice("jobs_".length));
   }
+});
+
+test("a call its client ends is CANCELLED or DEADLINE_EXCEEDED at info, on every kind of RPC: no error line", async () => {
+  const { job } = await client.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "7" });
+  const from = server.stdout().length;
+  const ended = await endCallsFromTheClientSide(server.url, server.address, service, job.id);
+  const lines = () =>
+    server
+      .stdout()
+      .slice(from)
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line));
+  const logged = () => lines().filter((e) => e.msg === "rpc" && e.code !== "ok");
+  await eventually(() => logged().length >= ended.length, "a line for each ended call").catch((error: Error) => {
+    throw new Error(`${error.message}; logged: ${JSON.stringify(logged().map((e) => [e.method, e.code, e.level]))}`);
+  });
+  expect(logged().map((e) => [e.method, e.code, e.level])).toEqual(expect.arrayContaining(ended.map((c) => [c.method, c.code, "info"])));
+  expect(logged()).toHaveLength(ended.length);
+  expect(lines().filter((e) => e.level === "error" || e.level === "fatal")).toEqual([]);
 });

@@ -342,14 +342,20 @@ describe("regressions", () => {
     // A message flagged compressed in a request that names no encoding.
     const flagged = await raw.grpc("GetJob", new Uint8Array([1, 0, 0, 0, 3, 1, 2, 3]), { framed: true });
     expect([flagged.code, flagged.errorInfo?.reason]).toEqual(["INVALID_ARGUMENT", "MALFORMED_MESSAGE"]);
-    // The same on Connect's binary protocol, and with no token at all (it is the body that is wrong).
-    const res = await fetch(`${server.url}/jobs.v1.JobService/GetJob`, {
-      method: "POST",
-      headers: { "content-type": "application/proto" },
-      body: new Uint8Array([0xff, 0xff, 0xff]),
-    });
+    // The same on Connect's binary protocol.
+    const connectProto = (authorization: Record<string, string>) =>
+      fetch(`${server.url}/jobs.v1.JobService/GetJob`, {
+        method: "POST",
+        headers: { "content-type": "application/proto", ...authorization },
+        body: new Uint8Array([0xff, 0xff, 0xff]),
+      });
+    const res = await connectProto({ authorization: `Bearer ${server.tokens.service}` });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ code: "invalid_argument", details: [{ type: "google.rpc.ErrorInfo", debug: { reason: "MALFORMED_MESSAGE" } }] });
+    // With no token, the token comes first: such a body is never decoded.
+    const anonymous = await connectProto({});
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({ code: "unauthenticated", details: [{ debug: { reason: "MISSING_TOKEN" } }] });
   });
 
   test("a compressed request that does not decompress, or decompresses to garbage, is INVALID_ARGUMENT (MALFORMED_MESSAGE), not INTERNAL", async () => {

@@ -1,24 +1,25 @@
-// Plain unary gRPC calls are served by src/rpc/grpc-unary.ts, not by Connect's
-// gRPC handler; every other request still goes to Connect. This file holds the
-// two to the same answers: each request is sent twice over raw HTTP/2, once as
-// plain gRPC (the unary path) and once naming `grpc-encoding: gzip` with the
-// same uncompressed bytes, which only Connect serves. The HTTP status, every
-// response header and trailer (grpc-status, grpc-message, the ErrorInfo in
+// Plain unary gRPC calls are served by src/rpc/transport/grpc-unary.ts, not
+// by Connect's gRPC handler, unless GRPC_UNARY_FAST_PATH is false; every other
+// request goes to Connect. This file holds the two to the same answers: each
+// request is sent twice over raw HTTP/2, once as plain gRPC (the unary path)
+// and once naming `grpc-encoding: gzip` with the same uncompressed bytes,
+// which only Connect serves. The HTTP status, every response header and
+// trailer (grpc-status, grpc-message, the ErrorInfo in
 // grpc-status-details-bin) and the reply bytes must match, for replies and
-// for each way a call is refused. Which requests take which path is pinned
-// at the end.
+// for each way a call is refused. Which requests take which path, with the
+// setting on and off, is pinned at the end.
 
 import http2 from "node:http2";
 import { gunzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import type { Interceptor } from "@connectrpc/connect";
-import { HealthCheckRequestSchema, Health } from "../../src/gen/grpc/health/v1/health_pb.js";
+import type { HandlerContext } from "@connectrpc/connect";
+import { loadConfig } from "../../src/config.js";
+import { Health, HealthCheckResponseSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
 import { createLogger } from "../../src/log.js";
-import { createRequestHandler } from "../../src/rpc/adapter.js";
-import { isPlainGrpcUnary } from "../../src/rpc/grpc-unary.js";
-import { createHealthService, HealthState } from "../../src/rpc/health.js";
-import { listen } from "../../src/rpc/listener.js";
+import { isPlainGrpcUnary } from "../../src/rpc/transport/grpc-unary.js";
+import { type RpcService, rpcService } from "../../src/rpc/transport/rpc-handler.js";
+import { healthCheck, transportOnly } from "../support/transport.js";
 import {
   CreateJobRequestSchema,
   GetJobRequestSchema,
@@ -168,7 +169,8 @@ describe("the unary gRPC path answers as Connect's gRPC handler does", () => {
     ["an envelope cut short", "GetJob", () => framed(GetJobRequestSchema, { jobId }).subarray(0, 20), {}, "3"],
     ["two messages", "GetJob", () => Buffer.concat([framed(GetJobRequestSchema, { jobId }), framed(GetJobRequestSchema, { jobId })]), {}, "12"],
     ["a message and a cut-off one", "GetJob", () => Buffer.concat([framed(GetJobRequestSchema, { jobId }), Buffer.from([0, 0, 0])]), {}, "3"],
-    ["a valid message then garbage", "GetJob", () => Buffer.concat([framed(GetJobRequestSchema, { jobId }), envelope(Buffer.from([0xff, 0xff]))]), {}, "3"],
+    // A second message is refused as one, whatever it holds: it is not decoded.
+    ["a valid message then garbage", "GetJob", () => Buffer.concat([framed(GetJobRequestSchema, { jobId }), envelope(Buffer.from([0xff, 0xff]))]), {}, "12"],
     ["an envelope announcing more than the limit", "GetJob", () => Buffer.from([0, 0, 1, 0, 0]), {}, "8"],
     ["a body over the limit", "CreateJob", () => framed(CreateJobRequestSchema, { type: JobType.FORECAST, dataPlaneId: "y".repeat(MAX_MESSAGE_BYTES * 2) }), {}, "8"],
     ["a malformed grpc-timeout", "GetJob", () => framed(GetJobRequestSchema, { jobId }), { "grpc-timeout": "soon" }, "3"],
@@ -245,51 +247,49 @@ describe("which requests take the unary path", () => {
   });
 });
 
-describe("a call whose answer cannot be written", () => {
-  test.each([
-    ["the unary gRPC path", "application/grpc"],
-    ["Connect (gRPC-Web)", "application/grpc-web+proto"],
-  ])("%s resets it INTERNAL_ERROR at once, not left to the caller's deadline, and serves on", async (_path, contentType) => {
-    // An interceptor that adds a header HTTP/2 forbids (transfer-encoding): writing the answer throws.
-    const lines: string[] = [];
-    const badHeader: Interceptor = (next) => async (req) => {
-      const res = await next(req);
-      if (req.header.get("x-test-break") === "1") res.header.set("transfer-encoding", "chunked");
-      return res;
-    };
-    const handler = createRequestHandler({
-      routes: (router) => router.service(Health, createHealthService(new HealthState())),
-      interceptors: [badHeader],
-      maxMessageBytes: MAX_MESSAGE_BYTES,
-      log: createLogger("error", (line) => lines.push(line)),
-    });
-    const listener = await listen(handler, { host: "127.0.0.1", port: 0 });
-    const health = http2.connect(`http://127.0.0.1:${listener.port}`);
+describe("GRPC_UNARY_FAST_PATH", () => {
+  // Connect aborts a call's signal when the call completes (HandlerContext.signal's documented contract);
+  // the unary path leaves it as it is. So a handler can tell which path served it.
+  const signals: Array<{ contentType: string; signal: AbortSignal }> = [];
+  const recorded: RpcService = rpcService(Health, {
+    check(_req, ctx: HandlerContext) {
+      signals.push({ contentType: ctx.requestHeader.get("content-type") ?? "", signal: ctx.signal });
+      return create(HealthCheckResponseSchema, {});
+    },
+  });
+  const CALLS: Array<[string, http2.OutgoingHttpHeaders]> = [
+    ["application/grpc", {}],
+    ["application/grpc+proto", {}],
+    ["application/grpc", { "grpc-encoding": "gzip" }],
+    ["application/grpc-web+proto", {}],
+  ];
+
+  /** For each call, whether Connect served it. */
+  async function servedByConnect(fastPath: boolean): Promise<boolean[]> {
+    signals.length = 0;
+    const listener = await transportOnly([recorded], [], fastPath, createLogger("silent"), MAX_MESSAGE_BYTES);
+    const session = http2.connect(`http://127.0.0.1:${listener.port}`);
     try {
-      const check = (breakIt: boolean) =>
-        new Promise<{ rstCode: number | undefined; grpcStatus: string | undefined }>((resolve) => {
-          const stream = health.request({
-            ":method": "POST",
-            ":path": "/grpc.health.v1.Health/Check",
-            "content-type": contentType,
-            te: "trailers",
-            ...(breakIt ? { "x-test-break": "1" } : {}),
-          });
-          let grpcStatus: string | undefined;
-          stream.on("trailers", (t) => (grpcStatus = String(t["grpc-status"])));
-          // gRPC-Web carries its status in the body, after the message: flag 0x80, "grpc-status:0".
-          stream.on("data", (chunk: Buffer) => (grpcStatus ??= /grpc-status:\s*(\d+)/.exec(chunk.toString("latin1"))?.[1]));
-          stream.on("error", () => {});
-          stream.on("close", () => resolve({ rstCode: stream.rstCode, grpcStatus }));
-          stream.end(framed(HealthCheckRequestSchema, { service: "" }));
-        });
-      expect(await check(true)).toEqual({ rstCode: http2.constants.NGHTTP2_INTERNAL_ERROR, grpcStatus: undefined });
-      expect(lines.join("\n")).toMatch(/handler failed/);
-      expect(await check(false)).toEqual({ rstCode: http2.constants.NGHTTP2_NO_ERROR, grpcStatus: "0" });
+      for (const [contentType, headers] of CALLS) expect((await healthCheck(session, contentType, headers)).grpcStatus).toBe("0");
     } finally {
-      health.close();
+      session.close();
       listener.drain();
       listener.destroy();
     }
+    expect(signals.map((s) => s.contentType)).toEqual(CALLS.map(([type]) => type));
+    return signals.map((s) => s.signal.aborted);
+  }
+
+  test("on: plain unary gRPC calls take the unary path, the others Connect", async () => {
+    expect(await servedByConnect(true)).toEqual([false, false, true, true]);
+  });
+
+  test("off: every call goes through Connect", async () => {
+    expect(await servedByConnect(false)).toEqual([true, true, true, true]);
+  });
+
+  test("the setting is read from the environment, on unless set false", () => {
+    expect(loadConfig({}).grpcUnaryFastPath).toBe(true);
+    expect(loadConfig({ GRPC_UNARY_FAST_PATH: "false" }).grpcUnaryFastPath).toBe(false);
   });
 });

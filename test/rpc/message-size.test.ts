@@ -46,6 +46,7 @@ test.each([
   }
 });
 
+// (With no token the call is refused UNAUTHENTICATED without waiting for its message.)
 test("a watch stream whose request message never completes ends at the call's deadline, DEADLINE_EXCEEDED, not held open", async () => {
   const session = http2.connect(server.url);
   session.on("error", () => {});
@@ -57,6 +58,7 @@ test("a watch stream whose request message never completes ends at the call's de
         "content-type": "application/grpc",
         te: "trailers",
         "grpc-timeout": "300m",
+        authorization: `Bearer ${server.tokens.service}`,
       });
       stream.on("trailers", resolve);
       stream.on("response", (headers) => {

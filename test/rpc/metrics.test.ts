@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { freePort } from "../../src/store/embedded-postgres.js";
 import { jobsClient, type JobsClient } from "../support/grpc.js";
+import { endCallsFromTheClientSide } from "../support/hang-ups.js";
 import { startServer, type TestServer } from "../support/harness.js";
 import { eventually } from "../support/watching.js";
 
@@ -129,6 +130,18 @@ test("write transactions are reported: every write call in exactly one committed
   expect(moved('jobs_write_batch_duration_seconds_count{outcome="failed"}')).toBe(0);
   expect(value(after, 'jobs_write_queue{state="waiting"}')).toBe(0);
   expect(value(after, 'jobs_write_queue{state="writing"}')).toBe(0);
+});
+
+test("calls their clients end are counted CANCELLED or DEADLINE_EXCEEDED, on every kind of RPC, and nothing as INTERNAL", async () => {
+  const { job } = await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "1" });
+  const before = await scrape();
+  const ended = await endCallsFromTheClientSide(server.url, server.address, server.tokens.service, job.id);
+  const expected = new Map<string, number>();
+  for (const c of ended) expected.set(rpcs(c.method, c.code), (expected.get(rpcs(c.method, c.code)) ?? 0) + 1);
+  const moved = (text: string) => [...expected.keys()].map((series) => [series, value(text, series) - value(before, series)]);
+  await eventually(async () => JSON.stringify(moved(await scrape())) === JSON.stringify([...expected]), "every ended call to be counted");
+  const internal = (text: string) => text.split("\n").filter((line) => line.startsWith("jobs_rpc_requests_total{") && line.includes('code="internal"'));
+  expect(internal(await scrape())).toEqual([]);
 });
 
 test("answers 404 off /metrics", async () => {

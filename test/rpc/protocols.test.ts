@@ -3,6 +3,7 @@
 // through Connect's own gRPC client (grpc-js is every other file's client);
 // and a plain fetch of JSON, errors included. Server streams too.
 
+import http from "node:http";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { fromBinary } from "@bufbuild/protobuf";
 import { Code, type Client, ConnectError, createClient, type Transport } from "@connectrpc/connect";
@@ -163,5 +164,42 @@ describe("plain fetch of JSON (Connect unary over HTTP/1.1)", () => {
     expect(body.code).toBe("not_found");
     const info = fromBinary(ErrorInfoSchema, Buffer.from(body.details[0].value, "base64"));
     expect(info).toMatchObject({ domain: "jobs.v1", reason: "JOB_NOT_FOUND", metadata: { job_id: created.job.id } });
+  });
+});
+
+describe("a refused request's unread body", () => {
+  /** One POST on `agent`; its status line, gRPC-Web status, and whether it went over a reused connection. */
+  function post(agent: http.Agent, headers: http.OutgoingHttpHeaders, body: Buffer) {
+    return new Promise<{ status: number; grpcStatus: string | undefined; reused: boolean }>((resolve, reject) => {
+      const req = http.request(`${server.url}/jobs.v1.JobService/GetJob`, { method: "POST", agent, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, grpcStatus: /grpc-status: ?(\d+)/.exec(Buffer.concat(chunks).toString("latin1"))?.[1], reused: req.reusedSocket });
+        });
+      });
+      const timer = setTimeout(() => reject(new Error("no answer within 10 s")), 10_000);
+      req.on("error", reject);
+      req.end(body);
+    });
+  }
+
+  test("over HTTP/1.1 does not hold up the connection: the next request on it is answered", async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      // A gRPC-Web body of one large envelope, no token: refused after a look at the envelope's length only.
+      const body = Buffer.alloc(300_000);
+      body.writeUInt32BE(body.length - 5, 1);
+      const refused = [];
+      for (let i = 0; i < 3; i++) refused.push(await post(agent, { "content-type": "application/grpc-web+proto" }, body));
+      expect(refused.map((r) => [r.status, r.grpcStatus])).toEqual(Array(3).fill([200, "16"]));
+      expect(refused.slice(1).every((r) => r.reused)).toBe(true);
+      const json = Buffer.from(JSON.stringify({ jobId: "00000000-0000-4000-8000-000000000000" }));
+      const served = await post(agent, { "content-type": "application/json", authorization: `Bearer ${server.tokens.service}` }, json);
+      expect([served.status, served.reused]).toEqual([404, true]);
+    } finally {
+      agent.destroy();
+    }
   });
 });

@@ -54,6 +54,33 @@ export interface HostileContext {
 
 export const METHODS: readonly DescMethod[] = JobService.methods;
 
+// Bodies from the denial-of-service probe (issue 24): each costs the sender
+// nothing and, unbounded, cost the server about a second of CPU to decode.
+
+/** A Connect JSON body of about `bytes` bytes: a GetJob request followed by as many unknown keys as fit. */
+export function unknownKeysJson(bytes: number): Buffer {
+  const keys: string[] = [];
+  let size = 60;
+  for (let i = 0; size < bytes; i++) {
+    const key = `"k${i.toString(36)}":1`;
+    keys.push(key);
+    size += key.length + 1;
+  }
+  return Buffer.from(`{"jobId":"00000000-0000-4000-8000-000000000000",${keys.join(",")}}`);
+}
+
+/** A Connect JSON body whose unknown field nests `levels` arrays deep. */
+export function deepNestingJson(levels: number): Buffer {
+  return Buffer.from(`{"jobId":"00000000-0000-4000-8000-000000000000","x":${"[".repeat(levels)}${"]".repeat(levels)}}`);
+}
+
+/** A protobuf message of `bytes` bytes made only of unknown fields: field 15, varint 0, two bytes each. */
+export function unknownFieldsBinary(bytes: number): Buffer {
+  const message = Buffer.alloc(bytes - (bytes % 2));
+  for (let i = 0; i < message.length; i += 2) message[i] = 0x78;
+  return message;
+}
+
 /** `depth` arrays (or objects) around a leaf. */
 export function nested(depth: number, shape: "array" | "object" = "array"): JsonValue {
   let value: JsonValue = "leaf";
