@@ -9,6 +9,7 @@
 import { ConnectError, type Interceptor, type StreamRequest, type UnaryRequest } from "@connectrpc/connect";
 import type { Logger } from "../log.js";
 import { callRecordKey, noteOutcome } from "./call-log.js";
+import { isUuid } from "./validate.js";
 import { type CallFacts, logFieldsKey } from "./context.js";
 import { clientEnded, toConnectError } from "./errors.js";
 
@@ -139,7 +140,8 @@ export const outcomeInterceptor: Interceptor = (next) => async (req) => {
 function requestedJobId(req: UnaryRequest | StreamRequest): string | undefined {
   if (req.stream) return undefined;
   const { jobId } = req.message as { jobId?: unknown };
-  return typeof jobId === "string" && jobId !== "" ? jobId.slice(0, 64) : undefined;
+  // Only an id: whatever else was pasted there (a token, say) stays out of the log.
+  return typeof jobId === "string" && isUuid(jobId) ? jobId : undefined;
 }
 
 /** Counts unary calls in flight, so draining knows when the last one has answered. */

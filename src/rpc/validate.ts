@@ -202,6 +202,11 @@ function names(enumObject: object, prefix: string): string {
     .join(", ");
 }
 
-function clip(value: string): string {
+/** A value to quote in a message (which is also logged): short, and never a bearer token pasted by mistake. */
+export function clip(value: string): string {
+  if (TOKEN_LIKE.test(value)) return "(a bearer token, not shown: tokens go in the authorization header)";
   return value.length > 64 ? `${value.slice(0, 64)}…` : value;
 }
+
+/** Something that holds a token of ours (jobs_ and 43 base64url characters). */
+const TOKEN_LIKE = /jobs_[A-Za-z0-9_-]{43}/;

@@ -69,6 +69,9 @@ test("stdout is JSON lines with level, time and msg; RPC and transition lines ca
   expect(await connectCall("GetJob", { jobId: job.id }, service)).toBe(401);
   expect(await connectCall("GetJob", { jobId: job.id }, `Bearer ${service}, Bearer ${reader_}`)).toBe(401);
   expect(await connectCall("GetJob", { jobId: job.id })).toBe(401);
+  // A token pasted by mistake where a job id goes, on a call that is itself authenticated.
+  const pasted = await client.fail("GetJob", { job_id: service });
+  expect(pasted.details).not.toContain(service);
 
   // Lines reach the pipe in the order the calls finished: once this last call's line is in, all are.
   const marker = "00000000-0000-4000-8000-00000000109e";
@@ -95,7 +98,9 @@ test("stdout is JSON lines with level, time and msg; RPC and transition lines ca
   }
   // Every call about one job names it, refused or not; except a call refused for its token or scope, whose body is never decoded.
   const unread = (e: { code: string }) => e.code === "unauthenticated" || e.code === "permission_denied";
-  const aboutTheJob = rpcs.filter((e) => !["ListJobs", "CreateJob"].includes(e.method) && !e.method.startsWith("grpc.") && !unread(e));
+  const pastedLine = rpcs.filter((e) => e.code === "invalid_argument");
+  expect(pastedLine.map((e) => [e.method, e.job_id])).toEqual([["GetJob", undefined]]);
+  const aboutTheJob = rpcs.filter((e) => !["ListJobs", "CreateJob"].includes(e.method) && !e.method.startsWith("grpc.") && !unread(e) && e.code !== "invalid_argument");
   expect(aboutTheJob.map((e) => e.job_id)).toEqual([...Array(aboutTheJob.length - 1).fill(job.id), marker]);
   expect(rpcs.filter(unread).map((e) => e.job_id)).toEqual(Array(7).fill(undefined));
   expect(rpcs.find((e) => e.method === "CreateJob")?.job_id).toBe(job.id);
