@@ -227,9 +227,10 @@ export async function startApp(config: Config, log: Logger, options: StartOption
 
     if (config.metricsPort !== null) {
       metrics.collectProcessMetrics();
-      const metricsServer = await serveMetrics(metrics, config.host, config.metricsPort);
+      const metricsServer = await serveMetrics(metrics, config.metricsHost, config.metricsPort);
       cleanups.unshift(() => new Promise((resolve) => metricsServer.close(resolve)));
-      log.info("metrics", { url: `http://${config.host}:${config.metricsPort}/metrics` });
+      const metricsHost = config.metricsHost.includes(":") ? `[${config.metricsHost}]` : config.metricsHost;
+      log.info("metrics", { url: `http://${metricsHost}:${config.metricsPort}/metrics` });
     }
 
     const scheme = config.tlsCert ? "https" : "http";

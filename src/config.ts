@@ -38,6 +38,7 @@ export interface Config {
   readonly writeBatchesInFlight: number;
   readonly migrateOnStart: boolean;
   readonly metricsPort: number | null;
+  readonly metricsHost: string;
   readonly tokenCacheSeconds: number;
   readonly shutdownTimeoutSeconds: number;
   readonly retentionDays: number | null;
@@ -59,7 +60,7 @@ export class ConfigError extends Error {}
 
 /** Every variable, its default and meaning ([default, meaning]; "" means unset). */
 export const VARIABLES = {
-  HOST: ["127.0.0.1", "Address to listen on (also for METRICS_PORT)."],
+  HOST: ["127.0.0.1", "Address to listen on for the API (and the console)."],
   PORT: ["50051", "Port for gRPC, gRPC-Web and Connect (h2c, or TLS with TLS_CERT and TLS_KEY); 0 picks a free one."],
   DATABASE_URL: ["", "PostgreSQL URL. Unset: an embedded PostgreSQL keeps its data in JOBS_DATA_DIR."],
   JOBS_DATA_DIR: [".data", "Embedded PostgreSQL data and the development token."],
@@ -82,7 +83,8 @@ export const VARIABLES = {
   WRITE_BATCH_MAX_CALLS: ["100", "Most write calls (creates, transitions, heartbeats, lease expiries) one transaction carries; calls that arrive while a batch is written join the next. 1: a transaction per call."],
   WRITE_BATCHES_IN_FLIGHT: ["1", "Write transactions in flight at once per process (each holds a pooled connection); at most DB_POOL_SIZE. One makes the largest batches and costs the database least; more let other writes go on while one transaction waits on a row lock or a distant database."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
-  METRICS_PORT: ["", "Serve Prometheus metrics at http://HOST:METRICS_PORT/metrics (plain HTTP). Unset: off."],
+  METRICS_PORT: ["", "Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics (plain HTTP). Unset: off."],
+  METRICS_HOST: ["127.0.0.1", "Address the metrics port listens on, apart from HOST: the API may face clients while metrics stay on loopback (or a private network)."],
   TOKEN_CACHE_SECONDS: ["2", "How long a token lookup is cached; a revoked token stops working within this (its open watch streams end within this, or 1 s if 0)."],
   SHUTDOWN_TIMEOUT_SECONDS: ["30", "On SIGTERM, the longest wait for in-flight calls."],
   RETENTION_DAYS: ["", "Delete finished jobs (and their events) this many days after they finished. Unset: keep forever."],
@@ -184,6 +186,7 @@ export const RULES = {
   WRITE_BATCHES_IN_FLIGHT: whole(1, 1000),
   MIGRATE_ON_START: bool,
   METRICS_PORT: unsetOr(whole(1, 65535)),
+  METRICS_HOST: rule(z.union([z.ipv4(), z.ipv6(), z.hostname()]), "an IP address or host name, e.g. 127.0.0.1, 10.0.0.5, 0.0.0.0"),
   TOKEN_CACHE_SECONDS: whole(0, 5),
   SHUTDOWN_TIMEOUT_SECONDS: whole(0, 3600),
   RETENTION_DAYS: unsetOr(whole(1, 36_500)),
@@ -245,6 +248,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     writeBatchesInFlight: get("WRITE_BATCHES_IN_FLIGHT"),
     migrateOnStart: get("MIGRATE_ON_START"),
     metricsPort: get("METRICS_PORT"),
+    metricsHost: get("METRICS_HOST"),
     tokenCacheSeconds: get("TOKEN_CACHE_SECONDS"),
     shutdownTimeoutSeconds: get("SHUTDOWN_TIMEOUT_SECONDS"),
     retentionDays: get("RETENTION_DAYS"),

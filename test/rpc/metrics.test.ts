@@ -144,6 +144,17 @@ test("calls their clients end are counted CANCELLED or DEADLINE_EXCEEDED, on eve
   expect(internal(await scrape())).toEqual([]);
 });
 
+test("METRICS_HOST binds the metrics port apart from HOST: metrics answer there and not on the API's address", async () => {
+  const port = await freePort();
+  const other = await startServer({ env: { HOST: "127.0.0.1", METRICS_HOST: "127.0.0.2", METRICS_PORT: String(port) } });
+  try {
+    expect((await fetch(`http://127.0.0.2:${port}/metrics`)).status).toBe(200);
+    await expect(fetch(`http://127.0.0.1:${port}/metrics`)).rejects.toThrow();
+  } finally {
+    await other.stop();
+  }
+});
+
 test("answers 404 off /metrics", async () => {
   const res = await fetch(metricsUrl.replace("/metrics", "/other"));
   expect(res.status).toBe(404);
