@@ -164,6 +164,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       watchSetupSlots: Math.max(2, Math.floor(config.dbPoolSize / 2)),
       drainSignal: drain.signal,
       streamTokens,
+      onDatabaseLost: (listener) => probe.onChange((state) => state === "down" && listener()),
     });
     const inFlight = new InFlight();
     const callLog = new CallLog(log, metrics);

@@ -11,12 +11,19 @@
 import type { EventRecord } from "../domain/job.js";
 import type { FilteredSink } from "./hub.js";
 
-export type Next = { kind: "event"; event: EventRecord } | { kind: "idle" } | { kind: "overflow" } | { kind: "closed" } | { kind: "revoked" };
+export type Next =
+  | { kind: "event"; event: EventRecord }
+  | { kind: "idle" }
+  | { kind: "overflow" }
+  | { kind: "closed" }
+  | { kind: "revoked" }
+  | { kind: "unreachable" };
 
 const IDLE: Next = { kind: "idle" };
 const OVERFLOW: Next = { kind: "overflow" };
 const CLOSED: Next = { kind: "closed" };
 const REVOKED: Next = { kind: "revoked" };
+const UNREACHABLE: Next = { kind: "unreachable" };
 /** The empty buffer, shared: never pushed to (push replaces it first). */
 const NONE: EventRecord[] = [];
 const everything = () => true;
@@ -27,6 +34,7 @@ export class WatchQueue implements FilteredSink {
   private overflowed = false;
   private closed = false;
   private revoked = false;
+  private unreachable = false;
   /** True while one publish pass is pushing (reset at the next microtask). */
   private inBatch = false;
   /** The pending next(), while there is one, and the clock it waits on. */
@@ -79,6 +87,12 @@ export class WatchQueue implements FilteredSink {
     this.close();
   }
 
+  /** Ends the stream because the database stopped answering: next() says "unreachable" once the events it already has are out. */
+  databaseUnreachable(): void {
+    this.unreachable = true;
+    this.close();
+  }
+
   /** As an abort listener (EventTarget calls handleEvent): a stream closes its queue on abort with no closure of its own. */
   handleEvent(): void {
     this.close();
@@ -116,6 +130,7 @@ export class WatchQueue implements FilteredSink {
       if (this.buffer.length === 0) this.buffer = NONE;
       return { kind: "event", event };
     }
+    if (this.unreachable) return UNREACHABLE;
     return this.closed ? CLOSED : null;
   }
 

@@ -7,7 +7,7 @@
 // queue; anything both read and queued is dropped by revision.
 
 import { create } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { StreamTokens } from "../auth/stream-tokens.js";
 import { RevisionOutOfRange, Unauthenticated, Unavailable } from "../domain/errors.js";
 import type { EventRecord, JobRecord } from "../domain/job.js";
@@ -40,6 +40,8 @@ export interface WatchDeps {
   readonly watchSetupSlots?: number;
   /** Ends the streams of a token once it is revoked. */
   readonly streamTokens?: StreamTokens;
+  /** Told when the database stops answering (the health probe): open streams then end UNAVAILABLE. */
+  readonly onDatabaseLost?: (listener: () => void) => void;
 }
 
 const REPLAY_PAGE = 500;
@@ -50,17 +52,25 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
   const { store, hub } = deps;
   const admission = new Admission(deps.watchSetupSlots ?? 8);
   const clock = new IdleClock(deps.watchHeartbeatSeconds * 1000);
+  // A stream would otherwise sit silent through an outage, its client none the wiser: it ends, and the client resumes elsewhere or later.
+  const open = new Set<WatchQueue>();
+  deps.onDatabaseLost?.(() => {
+    for (const queue of open) queue.databaseUnreachable();
+  });
   /**
    * Ends the queue's next() with "closed" when the client leaves or the server
-   * drains (the call's signal aborts on both), and with "revoked" when the
-   * caller's token is revoked (until unfollow).
+   * drains (the call's signal aborts on both), with "revoked" when the
+   * caller's token is revoked, and with "unreachable" when the database stops
+   * answering (until unfollow).
    */
   const follow = (queue: WatchQueue, ctx: HandlerContext) => {
     if (ctx.signal.aborted) queue.close();
     ctx.signal.addEventListener("abort", queue, { once: true });
     deps.streamTokens?.add(callerOf(ctx).tokenId, queue);
+    open.add(queue);
   };
   const unfollow = (queue: WatchQueue, ctx: HandlerContext) => {
+    open.delete(queue);
     ctx.signal.removeEventListener("abort", queue);
     deps.streamTokens?.delete(callerOf(ctx).tokenId, queue);
   };
@@ -108,7 +118,7 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
             continue;
           }
           if (next.kind !== "event") {
-            const error = endOfStream(next.kind, deps.drainSignal, `after_revision=${last}`);
+            const error = endOfStream(next.kind, deps.drainSignal, ctx.signal, `after_revision=${last}`);
             if (error) throw error;
             return;
           }
@@ -172,7 +182,7 @@ export function createWatchHandlers(deps: WatchDeps): WatchHandlers {
             continue;
           }
           if (next.kind !== "event") {
-            const error = endOfStream(next.kind, deps.drainSignal, "a fresh snapshot");
+            const error = endOfStream(next.kind, deps.drainSignal, ctx.signal, "a fresh snapshot");
             if (error) throw error;
             return;
           }
@@ -208,8 +218,21 @@ async function* fromLog(store: JobStore, jobId: string, after: number, upTo: num
   }
 }
 
-/** Why a live stream stops: the client left (returns quietly), the server drains, the client fell behind, or its token was revoked. */
-function endOfStream(kind: "overflow" | "closed" | "revoked", drain: AbortSignal | undefined, resume: string): Error | null {
+/**
+ * Why a live stream stops: the server drains, the client fell behind, its
+ * token was revoked, the database stopped answering, its deadline passed (an
+ * OK end would tell the client its job had finished), or the client left
+ * (then it returns quietly: nobody listens).
+ */
+function endOfStream(
+  kind: "overflow" | "closed" | "revoked" | "unreachable",
+  drain: AbortSignal | undefined,
+  call: AbortSignal,
+  resume: string,
+): Error | null {
+  if (kind === "unreachable") {
+    return new Unavailable("DATABASE_UNAVAILABLE", `the job database stopped answering; reconnect with ${resume} and backoff to continue without loss`);
+  }
   if (kind === "revoked") {
     return new Unauthenticated("INVALID_TOKEN", "the bearer token this stream was opened with has been revoked");
   }
@@ -222,5 +245,6 @@ function endOfStream(kind: "overflow" | "closed" | "revoked", drain: AbortSignal
   if (drain?.aborted) {
     return new Unavailable("SERVER_DRAINING", `the server is shutting down; reconnect with ${resume} to continue without loss`);
   }
+  if (call.aborted && ConnectError.from(call.reason).code === Code.DeadlineExceeded) return ConnectError.from(call.reason);
   return null;
 }

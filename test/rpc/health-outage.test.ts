@@ -10,10 +10,11 @@ import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { status } from "@grpc/grpc-js";
 import { generateSecret } from "../../src/auth/tokens.js";
 import { attempt, authorizationMetadata, bearer, eventually } from "../support/auth-calls.js";
-import { jobsClient, type JobsClient, type RpcError, withErrorInfo } from "../support/grpc.js";
+import { jobsClient, type JobsClient, reader, type RpcError, withErrorInfo } from "../support/grpc.js";
 import { type HealthClient, healthClient } from "../support/health-client.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
 import { type OwnPostgres, startOwnPostgres } from "../support/own-postgres.js";
+import { readToEnd, readUntil } from "../support/watching.js";
 
 /** Long enough that a reaper without it would have reaped well before (within about two seconds of the restart). */
 const GRACE_SECONDS = 5;
@@ -143,4 +144,28 @@ test("after the database returns, the reaper waits REAPER_GRACE_SECONDS before f
   expect(reaped.actor.name).toBe("reaper");
   const reapedAt = BigInt(reaped.occurred_at.seconds) * 1_000_000n + BigInt(Math.floor(reaped.occurred_at.nanos / 1000));
   expect(reapedAt - BigInt(started)).toBeGreaterThanOrEqual(BigInt(GRACE_SECONDS) * 1_000_000n);
+});
+
+test("a database that stops answering (its processes frozen, connections open) ends watch streams UNAVAILABLE instead of leaving them silent", async () => {
+  if (!server) throw new Error("setup failed");
+  const { job } = await client.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "1" });
+  const watchJob = reader(client.stream("WatchJob", { job_id: job.id, after_revision: 0 }));
+  expect((await watchJob.next())?.event.revision).toBe("1");
+  const watchJobs = reader(client.stream("WatchJobs", {}));
+  await readUntil(watchJobs, (m) => m.kind === "synced");
+  postgres.pause();
+  try {
+    for (const stream of [watchJob, watchJobs]) {
+      const end = await readToEnd(stream, 20_000);
+      expect(end.error?.code).toBe(status.UNAVAILABLE);
+      expect(end.error?.errorInfo).toMatchObject({ reason: "DATABASE_UNAVAILABLE" });
+    }
+  } finally {
+    postgres.resume();
+  }
+  // Back: a client resuming from its last revision loses nothing.
+  await eventually(async () => (await health.check("")) === "SERVING", 15_000);
+  await client.call("RunJob", { job_id: job.id, executor_id: "after-the-stall" });
+  const resumed = reader(client.stream("WatchJob", { job_id: job.id, after_revision: 1 }));
+  expect((await resumed.next(15_000))?.event).toMatchObject({ revision: "2", to_state: "JOB_STATE_RUNNING" });
 });

@@ -3,7 +3,7 @@
 // stoppable and restartable on the same data directory and port, so that a
 // server pointed at it sees an outage and then the same database come back.
 
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningPostgres, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
@@ -17,6 +17,10 @@ export interface OwnPostgres {
   stop(): Promise<void>;
   /** Starts it again, same data and port. */
   start(): Promise<void>;
+  /** Freezes every PostgreSQL process (SIGSTOP): connections stay open and nothing answers, as on a stalled host. */
+  pause(): void;
+  /** Lets them run again (SIGCONT). */
+  resume(): void;
   /** Stops it (if running) and deletes its data directory. */
   destroy(): Promise<void>;
 }
@@ -48,10 +52,34 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
     async start() {
       if (!running) running = await boot(port);
     },
+    pause() {
+      for (const pid of postgresProcesses(join(dir, "pg"))) process.kill(pid, "SIGSTOP");
+    },
+    resume() {
+      for (const pid of postgresProcesses(join(dir, "pg"))) process.kill(pid, "SIGCONT");
+    },
     async destroy() {
+      self.resume();
       await self.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
   return self;
+}
+
+/** The postmaster of the cluster in `dataDir` and every process it started. */
+function postgresProcesses(dataDir: string): number[] {
+  const postmaster = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+  const children = readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmaster;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+  return [postmaster, ...children];
 }
