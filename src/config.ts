@@ -2,7 +2,7 @@
 // variable has a default, a meaning and a zod schema with the values it
 // accepts; a bad value stops the process with one line naming the variable,
 // the value and what would be accepted. VARIABLES and RULES are the single
-// source of the README's configuration table (`configTable()`, checked by
+// source of the configuration table in docs/configuration.md (`configTable()`, checked by
 // test/e2e/readme.test.ts).
 
 import { accessSync, constants, readFileSync } from "node:fs";
@@ -285,7 +285,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return config;
 }
 
-/** The README's configuration table (between its config:begin and config:end markers). */
+/** The configuration table of docs/configuration.md (between its config:begin and config:end markers). */
 export function configTable(): string {
   const cell = (text: string) => text.replaceAll("|", "\\|");
   const rows = (Object.keys(VARIABLES) as VariableName[]).map((name) => {

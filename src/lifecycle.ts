@@ -14,7 +14,7 @@ import type { Logger } from "./log.js";
 import { isConnectionError } from "./store/sql.js";
 import { MigrationFailed } from "./store/orm.js";
 
-/** Exit codes of a start that failed (README: "Life cycle"); a bad configuration exits 2 before this. */
+/** Exit codes of a start that failed (docs/operating.md, "Start-up failures"); a bad configuration exits 2 before this. */
 export const START_FAILED = {
   other: 1,
   /** The same as the CLI's "unavailable": worth retrying once the database is up. */

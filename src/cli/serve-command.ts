@@ -10,7 +10,7 @@ export function registerServe(program: Command): void {
       .command("serve")
       .summary("run the server")
       .description(
-        "Run the server: gRPC, gRPC-Web and Connect on HOST:PORT, on DATABASE_URL or, without it, an embedded PostgreSQL in JOBS_DATA_DIR. Configured by the environment (README: Configuration); drains and exits 0 on SIGTERM or Ctrl-C. Health (grpc.health.v1.Health, no token) answers for the service names \"\" (the server) and \"jobs.v1.JobService\".",
+        "Run the server: gRPC, gRPC-Web and Connect on HOST:PORT, on DATABASE_URL or, without it, an embedded PostgreSQL in JOBS_DATA_DIR. Configured by the environment (docs/configuration.md); drains and exits 0 on SIGTERM or Ctrl-C. Health (grpc.health.v1.Health, no token) answers for the service names \"\" (the server) and \"jobs.v1.JobService\".",
       )
       .option("--no-migrate", "do not apply pending migrations at start (as MIGRATE_ON_START=false)")
       .helpGroup("Server:"),

@@ -9,7 +9,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { configTable, VARIABLES } from "../../src/config.js";
 import { startServer, type TestServer } from "../support/harness.js";
-import { ROOT, readmeBlock, readmeScript } from "../support/readme.js";
+import { markedBlock, ROOT, readmeScript } from "../support/readme.js";
 
 const run = promisify(execFile);
 
@@ -45,9 +45,9 @@ test("the first-job walkthrough works as printed and leaves nothing in the check
   expect(readdirSync(ROOT).filter((name) => !before.has(name))).toEqual([]);
 });
 
-test("the configuration table is the one src/config.ts describes", () => {
+test("the configuration table (docs/configuration.md) is the one src/config.ts describes", () => {
   // configTable() prints the expected block: paste it between the config markers.
-  const table = readmeBlock("config").trim();
+  const table = markedBlock("docs/configuration.md", "config").trim();
   expect(table).toBe(configTable());
   // Every variable the code reads has a row with its default.
   for (const [name, [defaultValue]] of Object.entries(VARIABLES)) {
