@@ -1,5 +1,5 @@
 // Wiring only: builds every part from the config, starts them in order, and
-// stops them in reverse on drain (SPEC §7).
+// stops them in reverse on drain (docs/contract.md §7).
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -49,7 +49,7 @@ export interface App {
   readonly notifier: Notifier;
   readonly reaper: Reaper;
   readonly hub: EventHub;
-  /** Drains and stops (SPEC §7): streams end UNAVAILABLE, unary calls finish, then everything closes. */
+  /** Drains and stops (docs/contract.md §7): streams end UNAVAILABLE, unary calls finish, then everything closes. */
   stop(): Promise<void>;
 }
 

@@ -1,4 +1,4 @@
-// Environment → validated configuration, once, at start (SPEC §7). Each
+// Environment → validated configuration, once, at start (docs/contract.md §7). Each
 // variable has a default, a meaning and a zod schema with the values it
 // accepts; a bad value stops the process with one line naming the variable,
 // the value and what would be accepted. VARIABLES and RULES are the single

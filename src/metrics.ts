@@ -1,4 +1,4 @@
-// Prometheus metrics (SPEC §10) on prom-client, at /metrics on METRICS_PORT
+// Prometheus metrics (docs/contract.md §10) on prom-client, at /metrics on METRICS_PORT
 // (plain HTTP, off by default). Every app has its own registry: tests run
 // several servers in one process, and nothing here is global.
 //

@@ -1,5 +1,5 @@
 // Open watch streams by the token each was opened with, so that revoking a
-// token also ends its streams (SPEC §6: a revoked token stops working within
+// token also ends its streams (docs/contract.md §6: a revoked token stops working within
 // 5 s). A call checks its token when it starts; a stream runs for hours, so
 // while any is open the tokens behind them are checked again every interval,
 // all in one query, and the streams of a revoked token end UNAUTHENTICATED.

@@ -91,7 +91,7 @@ export type TransitionResult =
 const MICROS_PER_SECOND = 1_000_000;
 
 /**
- * Decides what `args` does to `job` at time `now`, in SPEC §4's order:
+ * Decides what `args` does to `job` at time `now`, in docs/contract.md §4's order:
  * result variant → attempt fencing → the table. Visibility is the caller's
  * job (it must come first, so that a foreign job reveals nothing).
  */
@@ -215,7 +215,7 @@ export function newJob(
 /**
  * A heartbeat from `executorId` running `attempt`: extends the lease by the
  * span RunJob set. Anything but the job's current executor and attempt on a
- * leased job is stale: that executor must stop (SPEC §9).
+ * leased job is stale: that executor must stop (docs/contract.md §9).
  */
 export function applyHeartbeat(job: JobRecord, executorId: string, attempt: number, now: Micros): JobRecord {
   if (!LEASED_STATES.has(job.state)) {

@@ -14,7 +14,7 @@ export interface Caller {
   readonly tokenId: string;
 }
 
-/** The server itself, acting on expired leases (SPEC §9). */
+/** The server itself, acting on expired leases (docs/contract.md §9). */
 export const REAPER: Principal = { type: "service", name: "reaper" };
 
 /** A stable key for a principal: idempotency keys are scoped by it, so two tokens of one principal share them. */

@@ -11,7 +11,7 @@ export const JOB_STATES = [
 ] as const;
 export type JobStateName = (typeof JOB_STATES)[number];
 
-/** States after which a watch stream ends (SPEC §5). FAILED is among them even though a failed job may run again. */
+/** States after which a watch stream ends (docs/contract.md §5). FAILED is among them even though a failed job may run again. */
 export const FINISHED_STATES: ReadonlySet<JobStateName> = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 
 /** States a job never leaves: COMPLETED and CANCELLED. */
@@ -20,7 +20,7 @@ export const FINAL_STATES: ReadonlySet<JobStateName> = new Set(["COMPLETED", "CA
 /** States a job is still moving through: COMPLETED, FAILED and CANCELLED are not among them. */
 export const UNFINISHED_STATES: ReadonlySet<JobStateName> = new Set(["PENDING", "RUNNING", "PENDING_CANCELLATION"]);
 
-/** States in which an executor holds a lease (SPEC §9). */
+/** States in which an executor holds a lease (docs/contract.md §9). */
 export const LEASED_STATES: ReadonlySet<JobStateName> = new Set(["RUNNING", "PENDING_CANCELLATION"]);
 
 export const TRANSITION_CALLS = ["RunJob", "CompleteJob", "FailJob", "RequestJobCancellation", "CancelJob"] as const;

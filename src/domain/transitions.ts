@@ -1,4 +1,4 @@
-// SPEC §4 as data. Every decision about a state change comes from this table;
+// docs/contract.md §4 as data. Every decision about a state change comes from this table;
 // nothing else in the code base knows which call may move which state.
 
 import type { EventTypeName, JobStateName, TransitionCall } from "./states.js";

@@ -2,9 +2,9 @@
 // by any replica) and publishes each once to the in-process hub.
 //
 // Commits never pay for this. A transition does not NOTIFY inside its own
-// transaction (PostgreSQL serializes the commits of notifying transactions;
-// see ../shared/TOOLCHAIN.md). Events this process commits are published at once, from
-// memory. For the other replicas, this process then sends at most one
+// transaction: PostgreSQL takes a lock at commit for every transaction that
+// notified, which serializes their commits. Events this process commits are
+// published at once, from memory. For the other replicas, this process then sends at most one
 // payload-free NOTIFY per `notifyIntervalMs`, from its own LISTEN connection,
 // outside any transition: commits in that window share it. Every other
 // replica's notifier wakes on it and reads the feed (store/event-feed.ts),

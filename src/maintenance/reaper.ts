@@ -1,8 +1,8 @@
-// Expired leases (SPEC §9): every interval, fail or cancel jobs whose
+// Expired leases (docs/contract.md §9): every interval, fail or cancel jobs whose
 // executor stopped heartbeating, in small batches so that live transitions
 // never wait long. Safe with any number of replicas (the store locks with
 // SKIP LOCKED). After this replica loses the database it waits a grace period
-// once it is back, so executors get a chance to heartbeat first (SPEC §11).
+// once it is back, so executors get a chance to heartbeat first (docs/contract.md §11).
 
 import { Unavailable } from "../domain/errors.js";
 import type { EventRecord } from "../domain/job.js";

@@ -1,4 +1,4 @@
-// Job retention (SPEC §10), off unless RETENTION_DAYS is set: finished jobs
+// Job retention (docs/contract.md §10), off unless RETENTION_DAYS is set: finished jobs
 // older than that are deleted with their events, a small batch per statement
 // so that live traffic never waits behind a long delete.
 

@@ -1,4 +1,4 @@
-// grpc.health.v1.Health (SPEC §2, §11): SERVING while the database answers
+// grpc.health.v1.Health (docs/contract.md §10, §11): SERVING while the database answers
 // and the server is not draining; NOT_SERVING otherwise.
 
 import { create } from "@bufbuild/protobuf";

@@ -158,7 +158,7 @@ export function createJobService(deps: JobServiceDeps): ServiceImpl<typeof JobSe
 
     async heartbeatJob(req, ctx) {
       const jobId = v.requireJobId(req.jobId);
-      // SPEC §9: an executor or attempt that is not the job's current run (none given included) is STALE_ATTEMPT, decided under the lock.
+      // docs/contract.md §9: an executor or attempt that is not the job's current run (none given included) is STALE_ATTEMPT, decided under the lock.
       const executorId = v.optionalIdentifier(req.executorId, "executor_id");
       const attempt = v.nonNegative(req.attempt, "attempt");
       annotate(ctx, { jobId });

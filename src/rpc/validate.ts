@@ -1,4 +1,4 @@
-// Request validation that needs no job (SPEC §4: after auth and scope, before
+// Request validation that needs no job (docs/contract.md §4: after auth and scope, before
 // visibility). Each check names the field and says what would be accepted.
 
 import { FieldTooLarge, InvalidArgument, PermissionDenied } from "../domain/errors.js";

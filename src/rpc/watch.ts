@@ -1,4 +1,4 @@
-// WatchJob and WatchJobs (SPEC §5): replay or snapshot from the database,
+// WatchJob and WatchJobs (docs/contract.md §5): replay or snapshot from the database,
 // then live events from the hub, with no gap and no duplicate at the seam.
 //
 // The order is what makes the seam safe: subscribe first (events start

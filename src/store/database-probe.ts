@@ -1,5 +1,5 @@
 // Tells whether the database answers, on its own connection so that a busy
-// pool never reads as an outage. Health (SPEC §11) and the reaper's grace
+// pool never reads as an outage. Health (docs/contract.md §11) and the reaper's grace
 // period both follow it.
 
 import pg from "pg";

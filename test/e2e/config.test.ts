@@ -1,4 +1,4 @@
-// Configuration from the environment (SPEC §7): defaults and good values
+// Configuration from the environment (docs/contract.md §7): defaults and good values
 // load; every variable that can be wrong, set wrong, stops `jobsctl serve`
 // with exit 2 and one line on stderr naming the variable and what it accepts.
 // The cases are keyed by VARIABLES, so a new variable without a bad-value

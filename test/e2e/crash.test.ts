@@ -1,4 +1,4 @@
-// A replica killed mid-load (SPEC §1, §5, §11): replica A (a `jobsctl
+// A replica killed mid-load (docs/contract.md §1, §5, §11): replica A (a `jobsctl
 // serve` process) and replica B (this process) share one database; many
 // clients send a generated mix of transitions and heartbeats through both,
 // and A gets SIGKILL in the middle of it, with calls in flight. Its clients
@@ -6,7 +6,7 @@
 //
 // Afterwards: every answer any client got (A's before the kill among them)
 // is in the database — a changed=true answer as exactly its event, a no-op's
-// revision as one the log has; every job's log and row obey SPEC §4, with the
+// revision as one the log has; every job's log and row obey docs/contract.md §4, with the
 // row equal to the last event (nothing half-applied); every job still takes a
 // change through B (no lock left behind); and a WatchJobs watcher on B saw
 // every event of every job, in order, with no gap and no duplicate,
@@ -131,7 +131,7 @@ async function crashRun(calls: readonly PlannedCall[], killAfter: number, figure
     const jobs = await Promise.all(range(1, JOBS).map((i) => createJob(i % 2 === 0 ? viaA[0] : viaB[0], { company_id: company })));
     let killed = false;
     let ackedViaA = 0;
-    /** Calls A had not answered when it died: their outcome is unknown (SPEC §11); whatever they did is checked with the rest. */
+    /** Calls A had not answered when it died: their outcome is unknown (docs/contract.md §11); whatever they did is checked with the rest. */
     const unanswered = new Set<Outcome>();
     // Even clients are A's until it dies, then fail over to B; odd ones are B's.
     const clientFor = (call: { client: number }) => {

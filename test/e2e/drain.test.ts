@@ -1,4 +1,4 @@
-// SIGTERM drains a real `jobsctl serve` process (SPEC §7): it stops
+// SIGTERM drains a real `jobsctl serve` process (docs/contract.md §7): it stops
 // accepting connections, ends watch streams with UNAVAILABLE (reason
 // SERVER_DRAINING) so clients reconnect elsewhere, lets in-flight unary calls
 // finish, closes the pool, and exits 0.

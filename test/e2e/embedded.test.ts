@@ -1,4 +1,4 @@
-// The out-of-the-box setup (SPEC §7): `jobsctl serve` with no DATABASE_URL
+// The out-of-the-box setup (docs/contract.md §7): `jobsctl serve` with no DATABASE_URL
 // starts an embedded PostgreSQL in JOBS_DATA_DIR, prints a development
 // token, and keeps every job across restarts; the CLI works on the same
 // database; bad configuration stops it with a message naming the variable.

@@ -1,4 +1,4 @@
-// Idempotent create under retries (SPEC §2, §11): the same CreateJob
+// Idempotent create under retries (docs/contract.md §2, §11): the same CreateJob
 // `request_id`, sent at once by many clients through two replicas on one
 // database, creates one job per principal — whatever token the principal
 // used and whatever the rest of each request says — and every answer names

@@ -1,4 +1,4 @@
-// The life of a `jobsctl serve` process (SPEC §7) beyond the plain drain
+// The life of a `jobsctl serve` process (docs/contract.md §7) beyond the plain drain
 // (drain.test.ts): a second signal during the drain exits at once, and a start
 // that cannot succeed exits non-zero with one line saying what to do.
 

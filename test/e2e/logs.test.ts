@@ -1,4 +1,4 @@
-// Logs of a real `jobsctl serve` at LOG_LEVEL=debug (SPEC §10): stdout is
+// Logs of a real `jobsctl serve` at LOG_LEVEL=debug (docs/contract.md §10): stdout is
 // JSON lines only, every RPC line says method, code, duration, principal and
 // job id, transitions say from and to which state, and no token — nor its
 // secret part — appears anywhere the process writes, whatever callers send.

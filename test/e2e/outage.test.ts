@@ -1,4 +1,4 @@
-// The database goes away under load and comes back (issue 10, item 3; SPEC
+// The database goes away under load and comes back (issue 10, item 3; the contract
 // §11): several clients keep running job lifecycles (create, run, sometimes
 // fail and run again, complete) while PostgreSQL is stopped and started again,
 // OUTAGES times, and every job has a WatchJob watcher. Proved:
@@ -10,7 +10,7 @@
 //     same server process serves the load again afterwards;
 //   - every answered call is in the database: a changed=true reply as exactly
 //     its event, any other reply as a revision the log has (clients retry an
-//     UNAVAILABLE call as SPEC §11 says they may); every job's log obeys §4;
+//     UNAVAILABLE call as docs/contract.md §11 says they may); every job's log obeys §4;
 //     a CreateJob retried after an unknown outcome made one job, not two;
 //   - every watcher, reconnecting from the last revision it saw whenever its
 //     stream ended UNAVAILABLE (or OK after a FAILED event), saw each of its
@@ -127,7 +127,7 @@ function unary(client: JobsClient, method: string, request: Msg): Promise<{ repl
   });
 }
 
-/** Sends `request` until it is answered OK, retrying UNAVAILABLE with backoff as SPEC §11 allows; any other answer is a violation. */
+/** Sends `request` until it is answered OK, retrying UNAVAILABLE with backoff as docs/contract.md §11 allows; any other answer is a violation. */
 async function settle(c: number, method: string, request: Msg): Promise<Msg> {
   for (let failures = 0; ; failures++) {
     run.calls++;
@@ -162,7 +162,7 @@ async function createJob(c: number): Promise<string> {
 }
 
 /**
- * Follows one job the way SPEC §5/§11 tell a client to: reconnect with
+ * Follows one job the way docs/contract.md §5/§11 tell a client to: reconnect with
  * after_revision = the last revision seen when the stream ends UNAVAILABLE,
  * or OK after a FAILED event (the job may run again); stop after COMPLETED.
  */
@@ -267,7 +267,7 @@ test(`${OUTAGES} database outages under load from ${CLIENTS} clients: UNAVAILABL
   for (let outage = 1; outage <= OUTAGES && run.violations.length === 0; outage++) {
     const unavailableBefore = [...run.unavailable];
     await pg.stop();
-    // SPEC §11: NOT_SERVING within 5 s; the margin covers polling on a loaded machine.
+    // docs/contract.md §11: NOT_SERVING within 5 s; the margin covers polling on a loaded machine.
     await await_(`outage ${outage}: health NOT_SERVING`, () => healthSeen.statuses.at(-1) === "NOT_SERVING", 8_000);
     await await_(`outage ${outage}: every client answered UNAVAILABLE`, () => run.unavailable.every((n, c) => n > unavailableBefore[c]), 10_000);
     // A sustained outage: clients and reconnecting watchers keep retrying into it for a while.
@@ -290,7 +290,7 @@ test(`${OUTAGES} database outages under load from ${CLIENTS} clients: UNAVAILABL
     run.violations.push(`health went ${healthSeen.statuses.join(" → ")}, expected ${expectedHealth.join(" → ")}`);
   }
 
-  // Every answer is in the database; every log obeys SPEC §4.
+  // Every answer is in the database; every log obeys docs/contract.md §4.
   const checked = await checkJobs(watcher, run.jobIds, run.replies, { heartbeats: false, complete: false });
   run.violations.push(...checked.violations);
 
@@ -323,11 +323,11 @@ test(`${OUTAGES} database outages under load from ${CLIENTS} clients: UNAVAILABL
     if (seen.join() !== expected.join()) run.violations.push(`watcher of ${jobId} saw [${seen.join(" ")}], job_events has [${expected.join(" ")}]`);
   }
 
-  // Nothing is left holding a pooled connection once the calls are done (SPEC §10's pool metric says so)…
+  // Nothing is left holding a pooled connection once the calls are done (docs/contract.md §10's pool metric says so)…
   const lentOut = async () => Number(/^jobs_db_pool_in_use (\d+)$/m.exec(await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text())?.[1]);
   await await_("every pooled connection back in the pool once the load is done", async () => (await lentOut()) === 0, 10_000);
   const leaked = await lentOut();
-  // …and the server still drains and stops (SPEC §7), closing the pool.
+  // …and the server still drains and stops (docs/contract.md §7), closing the pool.
   const stopped = await Promise.race([server.stop().then(() => true), sleep(20_000).then(() => false)]);
   if (!stopped) run.violations.push("the server did not finish draining within 20 s of being stopped");
 

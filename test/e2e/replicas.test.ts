@@ -1,4 +1,4 @@
-// Two replicas on one database (SPEC §5: "a change committed through replica
+// Two replicas on one database (docs/contract.md §5: "a change committed through replica
 // A is seen by a watcher on replica B"): one server in this process, one a
 // real `jobsctl serve` process. Polling is set to a minute on both, so an
 // event can only arrive in time through LISTEN/NOTIFY.

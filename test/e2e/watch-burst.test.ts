@@ -1,4 +1,4 @@
-// Many events committed at once are not a slow watcher (SPEC §5,
+// Many events committed at once are not a slow watcher (docs/contract.md §5,
 // WATCH_BUFFER_EVENTS: "a client further behind is cut off"). The reaper
 // fails every expired lease of a batch in one transaction, so the notifier
 // publishes them together; a watcher that keeps reading must get them all,

@@ -1,6 +1,6 @@
 // Regression (found by test/e2e/crash.test.ts): a change that waited for
 // another replica's row lock must not overtake that replica's change on this
-// replica's WatchJobs streams (SPEC §5: in revision order, no gap). WatchJob
+// replica's WatchJobs streams (docs/contract.md §5: in revision order, no gap). WatchJob
 // streams were safe: they fill a gap from the log; WatchJobs has no log to
 // fill from, so it relies on the notifier's order.
 //

@@ -1,4 +1,4 @@
-// The notifier's LISTEN connection dies while watchers stream (SPEC §5, §11):
+// The notifier's LISTEN connection dies while watchers stream (docs/contract.md §5, §11):
 // every revision still arrives, in order, exactly once. Two replicas share
 // the database; watchers sit on B while changes go through A, so B learns of
 // them only from notifications, and polling is set to a minute so that it

@@ -1,4 +1,4 @@
-// 1,000 WatchJob streams open at once on one process (SPEC §5: one LISTEN
+// 1,000 WatchJob streams open at once on one process (docs/contract.md §5: one LISTEN
 // connection per process, fanned out in process): every stream gets its own
 // job's events and ends OK. Memory and latency belong to the benchmark, not
 // here.
@@ -30,7 +30,7 @@ test(`${STREAMS} concurrent WatchJob streams each receive their job's events and
   const jobs = await pool(range(1, STREAMS), 32, async () => (await client.call("CreateJob", { type: "JOB_TYPE_HEALTH_CHECK", company_id: "9" })).job as Msg);
 
   // Opened in waves: each open costs a few queries, and a burst of a thousand at once would queue
-  // past DB_ACQUIRE_TIMEOUT_MS on a small machine (UNAVAILABLE by design, SPEC §11). What is
+  // past DB_ACQUIRE_TIMEOUT_MS on a small machine (UNAVAILABLE by design, docs/contract.md §11). What is
   // tested here is that many streams stay open and are served together.
   const readers: Reader[] = [];
   for (let wave = 0; wave < STREAMS; wave += OPEN_WAVE) {

@@ -1,4 +1,4 @@
-// A watcher that stops reading (SPEC §5: "A slow watcher never slows
+// A watcher that stops reading (docs/contract.md §5: "A slow watcher never slows
 // transitions or other watchers"). The server buffers at most
 // WATCH_BUFFER_EVENTS per stream (100 here: small next to the 2,000 events,
 // roomy for watchers that read while this file's client, server and

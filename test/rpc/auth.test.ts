@@ -1,4 +1,4 @@
-// Who may call what (SPEC §6), over the wire with stock grpc-js: every
+// Who may call what (docs/contract.md §6), over the wire with stock grpc-js: every
 // JobService RPC against every kind of caller that must be turned away, with
 // the exact status code and an ErrorInfo; the header's grammar; auth before
 // validation; revocation; tokens stored only as hashes; no token in any log.
@@ -348,7 +348,7 @@ describe("revoking a token", () => {
         const outcome = await attempt(c, "GetJob", { job_id: sentinelJobId }, bearer(token.secret));
         return !outcome.ok && outcome.error.code === status.UNAUTHENTICATED;
       };
-      // SPEC §6: within 5 s; the margin covers the polling and the calls themselves.
+      // docs/contract.md §6: within 5 s; the margin covers the polling and the calls themselves.
       const [onServer, onReplica] = await Promise.all([eventually(rejectedOn(client), 6_000), eventually(rejectedOn(replicaClient), 6_000)]);
       expect({ onServer, onReplica }).toEqual({ onServer: true, onReplica: true });
 
@@ -379,7 +379,7 @@ describe("revoking a token with open streams", () => {
     await readUntil(watchJobs, (m) => m.kind === "synced");
 
     expect(await server.app.tokens.revoke(revoked.id)).toBe(true);
-    // SPEC §6: within 5 s; the margin covers the check's own query.
+    // docs/contract.md §6: within 5 s; the margin covers the check's own query.
     const ends = await Promise.all([readToEnd(watchJob, 6_000), readToEnd(watchJobs, 6_000)]);
     for (const end of ends) {
       expect(end.error?.code).toBe(status.UNAUTHENTICATED);
@@ -426,7 +426,7 @@ describe("secrets", () => {
   });
 });
 
-// Issue 10, item 5. "At once": SPEC §6 allows a revoked token to work for up to
+// Issue 10, item 5. "At once": docs/contract.md §6 allows a revoked token to work for up to
 // 5 s on every replica, and the server caches lookups TOKEN_CACHE_SECONDS
 // (default 2, at most 5) to keep them off the hot path. With the cache off,
 // revocation takes effect on the very next call, on every replica.

@@ -34,7 +34,7 @@ afterAll(async () => {
 const replyOf = (call: string, answer: Msg): Reply => ({ jobId: answer.job.id, call: call as TransitionCall, changed: answer.changed, job: answer.job });
 
 /**
- * SPEC §4's invariants (support/invariants.ts): revisions 1..n, a from→to
+ * docs/contract.md §4's invariants (support/invariants.ts): revisions 1..n, a from→to
  * chain of legal moves, the row equal to the last snapshot, and each reply's
  * job the snapshot of its revision, a changed one claiming its revision alone.
  * No heartbeats are sent here, so every field must match, lease ones too.

@@ -1,6 +1,6 @@
-// SPEC §6's error codes that the unary RPCs produce, over the wire: each with
+// docs/contract.md §6's error codes that the unary RPCs produce, over the wire: each with
 // a google.rpc.ErrorInfo (domain jobs.v1) and a message a person can act on,
-// the check order of SPEC §4 where a client can observe it, and a server
+// the check order of docs/contract.md §4 where a client can observe it, and a server
 // that keeps serving after every malformed request. (Authentication and
 // scope errors are tested in the auth tests.)
 
@@ -150,7 +150,7 @@ describe("INVALID_ARGUMENT", () => {
     for (let i = 0; i < 3; i++) await createJob(client, { data_plane_id: marker });
     const first = await client.call("ListJobs", { data_plane_id: marker, page_size: 1 });
     expect(first.next_page_token).not.toBe("");
-    // The same filters with another page size are fine (SPEC §2).
+    // The same filters with another page size are fine (docs/contract.md §2).
     const second = await client.call("ListJobs", { data_plane_id: marker, page_size: 2, page_token: first.next_page_token });
     expect(second.jobs).toHaveLength(2);
 
@@ -295,7 +295,7 @@ describe("STALE_ATTEMPT", () => {
   });
 });
 
-describe("check order (SPEC §4)", () => {
+describe("check order (docs/contract.md §4)", () => {
   test("request validation comes before visibility: a bad request on an unknown job is INVALID_ARGUMENT", async () => {
     const unknown = randomUUID();
     const cases: Array<[string, Msg]> = [

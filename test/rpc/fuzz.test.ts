@@ -2,7 +2,7 @@
 // requests at every JobService RPC, unary and streaming, over gRPC (raw bytes
 // behind a 5-byte prefix) and Connect JSON (test/support/hostile.ts makes
 // them, seeded). The proof:
-//   - every answer's code is one SPEC §6 documents for that RPC (the table
+//   - every answer's code is one docs/contract.md §6 documents for that RPC (the table
 //     below), never INTERNAL, UNKNOWN, UNAVAILABLE or no answer at all;
 //   - every error the service produced carries an ErrorInfo of domain
 //     jobs.v1 naming the call, and no error text leaks SQL or a stack;
@@ -50,7 +50,7 @@ const CONCURRENCY = 8;
 const HEAP_SLACK_BYTES = 4 * 1024 * ROUND_CALLS + 8 * 1024 * 1024;
 
 /**
- * The codes SPEC §6 documents, per RPC. Every RPC: OK; INVALID_ARGUMENT
+ * The codes docs/contract.md §6 documents, per RPC. Every RPC: OK; INVALID_ARGUMENT
  * (malformed id, missing field, bad enum, bad page size or token — and a body
  * that is not a valid message at all); UNAUTHENTICATED and PERMISSION_DENIED
  * (the fuzzer sends every kind of token, and none); RESOURCE_EXHAUSTED (over

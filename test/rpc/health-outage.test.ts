@@ -1,4 +1,4 @@
-// Losing the database and getting it back (SPEC §2, §11), in one process:
+// Losing the database and getting it back (docs/contract.md §10, §11), in one process:
 // health goes NOT_SERVING within 5 s, calls fail UNAVAILABLE instead of
 // hanging, the server stays up, and once PostgreSQL is back health returns
 // to SERVING and calls work again, with no restart.
@@ -74,7 +74,7 @@ test("the database goes away and comes back: NOT_SERVING and UNAVAILABLE, then S
   // --- the database goes away
   await postgres.stop();
 
-  // SPEC §11: NOT_SERVING within 5 s of losing the database (lost before stop() returns, so this bound is the looser one).
+  // docs/contract.md §11: NOT_SERVING within 5 s of losing the database (lost before stop() returns, so this bound is the looser one).
   const notServing = await eventually(async () => (await health.checkOutcome("")) === "NOT_SERVING", 5_000, 100);
   expect(notServing).toBe(true);
   expect(await health.check("jobs.v1.JobService")).toBe("NOT_SERVING");

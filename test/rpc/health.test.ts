@@ -1,4 +1,4 @@
-// grpc.health.v1.Health while the database is up (SPEC §2, §11): Check for
+// grpc.health.v1.Health while the database is up (docs/contract.md §10, §11): Check for
 // "" and jobs.v1.JobService, NOT_FOUND for other names, Watch streaming the
 // status; no token needed. The outage is in health-outage.test.ts.
 

@@ -1,4 +1,4 @@
-// HeartbeatJob and RunJob's lease over the wire (SPEC §9): a heartbeat from
+// HeartbeatJob and RunJob's lease over the wire (docs/contract.md §9): a heartbeat from
 // the current run extends the lease and changes nothing else; any other
 // heartbeat is STALE_ATTEMPT and tells the executor the job's state (an older
 // or newer attempt of the current executor: errors.test.ts, STALE_ATTEMPT).
@@ -117,7 +117,7 @@ describe("HeartbeatJob", () => {
   test.each([
     ["attempt 0", { executor_id: "executor-1", attempt: "0" }],
     ["an empty executor_id", { executor_id: "", attempt: "1" }],
-  ])("%s is not the current run: STALE_ATTEMPT, and the lease stays as it was (SPEC §9)", async (_, request) => {
+  ])("%s is not the current run: STALE_ATTEMPT, and the lease stays as it was (docs/contract.md §9)", async (_, request) => {
     const job = await running();
     const error = await client.fail("HeartbeatJob", { job_id: job.id, ...request });
     expectError(error, { code: Status.FAILED_PRECONDITION, reason: "STALE_ATTEMPT", metadata: { job_id: job.id, state: "JOB_STATE_RUNNING", call: "HeartbeatJob" } });

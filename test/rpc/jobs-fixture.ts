@@ -1,7 +1,7 @@
 // Shared steps of the wire tests in test/rpc: build a job into a given state
 // through RPCs only, read a job's whole event log, and check the shape of an
 // error the service returned. Everything goes through the grpc-js client, so
-// these helpers know the contract (SPEC.md) and nothing of src/.
+// these helpers know the contract (docs/contract.md) and nothing of src/.
 
 import { expect } from "@jest/globals";
 import type { JobsClient, Msg, RpcError } from "../support/grpc.js";

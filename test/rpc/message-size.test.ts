@@ -1,5 +1,5 @@
 // Requests over MAX_MESSAGE_BYTES are RESOURCE_EXHAUSTED with an ErrorInfo,
-// before authentication (SPEC §4's order), on every protocol; the server keeps serving.
+// before authentication (docs/contract.md §4's order), on every protocol; the server keeps serving.
 
 import http2 from "node:http2";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";

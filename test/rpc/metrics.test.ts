@@ -1,4 +1,4 @@
-// Prometheus metrics at /metrics on METRICS_PORT (SPEC §10): scraped before
+// Prometheus metrics at /metrics on METRICS_PORT (docs/contract.md §10): scraped before
 // and after calls, the RPC and transition series move by exactly the calls made.
 
 import { afterAll, beforeAll, expect, test } from "@jest/globals";

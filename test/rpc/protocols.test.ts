@@ -1,4 +1,4 @@
-// One port, every protocol (SPEC §2): gRPC-Web and Connect (binary and JSON),
+// One port, every protocol (docs/contract.md §2): gRPC-Web and Connect (binary and JSON),
 // over HTTP/1.1 and HTTP/2, through the generated TypeScript client; gRPC
 // through Connect's own gRPC client (grpc-js is every other file's client);
 // and a plain fetch of JSON, errors included. Server streams too.

@@ -59,7 +59,7 @@ describe("buf curl, with no proto files", () => {
   test.each(["grpc-v1", "grpc-v1alpha"])("lists the services and methods through %s reflection", async (protocol) => {
     const services = (await bufCurl(["--reflect-protocol", protocol, "--list-services", server.url])).trim().split("\n");
     expect([...services].sort()).toEqual(SERVICES);
-    // Every method of every service; JobService's are the twelve of SPEC §2.
+    // Every method of every service; JobService's are the twelve of docs/contract.md §2.
     const methods = (await bufCurl(["--reflect-protocol", protocol, "--list-methods", server.url])).trim().split("\n");
     expect(methods.filter((m) => m.startsWith("jobs.v1.JobService/")).sort()).toEqual(JOB_SERVICE_METHODS.map((m) => `jobs.v1.JobService/${m}`));
     expect(methods).toEqual(expect.arrayContaining(["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch"]));

@@ -1,4 +1,4 @@
-// Tenants (SPEC §2, §6): an api_user sees only its own company's jobs, and
+// Tenants (docs/contract.md §2, §6): an api_user sees only its own company's jobs, and
 // another company's job looks exactly like no job at all (NOT_FOUND, never
 // PERMISSION_DENIED); services see every company. Jobs and events record who
 // acted; idempotency keys belong to the principal, not the token.

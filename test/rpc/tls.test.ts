@@ -1,4 +1,4 @@
-// TLS (SPEC §2: "TLS when a certificate is configured"): with TLS_CERT
+// TLS (docs/contract.md §2: "TLS when a certificate is configured"): with TLS_CERT
 // and TLS_KEY the same port serves gRPC over TLS, and Connect by HTTP/1.1 or
 // HTTP/2 as the client's ALPN chooses.
 

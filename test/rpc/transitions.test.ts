@@ -1,4 +1,4 @@
-// SPEC §4's transition table, cell by cell, over the wire: every transition
+// docs/contract.md §4's transition table, cell by cell, over the wire: every transition
 // call against a job in every state, each job brought to its state by RPCs.
 
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
@@ -30,7 +30,7 @@ afterAll(async () => {
 type Call = "RunJob" | "CompleteJob" | "FailJob" | "RequestJobCancellation" | "CancelJob";
 type Cell = StateName | "no-op" | "REJECT";
 
-// Transcribed from SPEC.md §4 (rows: the call; columns: the job's state).
+// Transcribed from docs/contract.md §4 (rows: the call; columns: the job's state).
 // A state name means "→ that state".
 // prettier-ignore
 const SPEC_TABLE: Record<Call, Record<StateName, Cell>> = {
@@ -42,7 +42,7 @@ const SPEC_TABLE: Record<Call, Record<StateName, Cell>> = {
   CancelJob:              { PENDING: "REJECT",               RUNNING: "REJECT",               PENDING_CANCELLATION: "CANCELLED", COMPLETED: "no-op", FAILED: "no-op",     CANCELLED: "no-op" },
 };
 
-/** The event type each call appends when it moves a job (SPEC §5). */
+/** The event type each call appends when it moves a job (docs/contract.md §5). */
 const EVENT_OF: Record<Call, string> = {
   RunJob: "JOB_EVENT_TYPE_STARTED",
   CompleteJob: "JOB_EVENT_TYPE_COMPLETED",
@@ -71,7 +71,7 @@ const CELLS = (Object.keys(SPEC_TABLE) as Call[]).flatMap((call) =>
   STATES.map((state) => ({ call, state, outcome: SPEC_TABLE[call][state] })),
 );
 
-describe("SPEC §4 transition table", () => {
+describe("docs/contract.md §4 transition table", () => {
   test("the transcribed table has 5 calls × 6 states", () => {
     expect(CELLS).toHaveLength(30);
   });

@@ -1,4 +1,4 @@
-// WatchJob over a real socket (SPEC §5): replay from any revision, live
+// WatchJob over a real socket (docs/contract.md §5): replay from any revision, live
 // events with no gap and no duplicate at the replay/live seam (also while
 // transitions race), the literal end rule (the stream ends OK right after an
 // event into COMPLETED, FAILED or CANCELLED), heartbeats, and errors.

@@ -1,4 +1,4 @@
-// WatchJobs over a real socket (SPEC §5): a snapshot of every matching
+// WatchJobs over a real socket (docs/contract.md §5): a snapshot of every matching
 // unfinished job, the `synced` marker, then live events of jobs that match
 // the filter before or after the change; filters; company scoping; and a
 // reconnect that gets a fresh snapshot (how an executor learns of a

@@ -1,4 +1,4 @@
-// JobStore.reapExpired (SPEC §9): a RUNNING job whose lease ran out fails, a
+// JobStore.reapExpired (docs/contract.md §9): a RUNNING job whose lease ran out fails, a
 // PENDING_CANCELLATION one is cancelled, by the service principal "reaper",
 // as ordinary transitions; and several reapers at once reap each job once.
 //

@@ -1,5 +1,5 @@
 // JobStore against a real PostgreSQL: create (and its idempotency), get,
-// transition and heartbeat write exactly what SPEC §4 and §9 say, and nothing
+// transition and heartbeat write exactly what docs/contract.md §4 and §9 say, and nothing
 // when a call is a no-op or rejected. Concurrency, the reaper, listing and
 // retention have their own files (job-store.*.test.ts).
 

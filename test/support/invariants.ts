@@ -1,10 +1,10 @@
-// SPEC §4 (and §9, §11) as checks on what a job ended with, for the
+// docs/contract.md §4 (and §9, §11) as checks on what a job ended with, for the
 // reliability proofs: the storm in test/rpc/concurrency, the races across
 // replicas and the crash in test/e2e. Each check returns the violations it
 // found as sentences rather than asserting, so that a proof can count them,
 // report the figure, and fail with all of them at once.
 //
-// The table below is SPEC.md §4 transcribed by hand, not imported from
+// The table below is docs/contract.md §4 transcribed by hand, not imported from
 // src/domain: a proof that consulted the code under test would only show that
 // the code agrees with itself.
 
@@ -16,7 +16,7 @@ type State = "PENDING" | "RUNNING" | "PENDING_CANCELLATION" | "COMPLETED" | "FAI
 export type TransitionCall = "RunJob" | "CompleteJob" | "FailJob" | "RequestJobCancellation" | "CancelJob";
 type Cell = State | "no-op" | "REJECT";
 
-/** SPEC §4: rows are the call, columns the job's state under the row lock; a state is a move there. */
+/** docs/contract.md §4: rows are the call, columns the job's state under the row lock; a state is a move there. */
 // prettier-ignore
 const SPEC_TABLE: Readonly<Record<TransitionCall, Readonly<Record<State, Cell>>>> = {
   RunJob:                 { PENDING: "RUNNING",              RUNNING: "no-op",                PENDING_CANCELLATION: "REJECT",    COMPLETED: "no-op", FAILED: "RUNNING", CANCELLED: "no-op" },
@@ -26,7 +26,7 @@ const SPEC_TABLE: Readonly<Record<TransitionCall, Readonly<Record<State, Cell>>>
   CancelJob:              { PENDING: "REJECT",               RUNNING: "REJECT",               PENDING_CANCELLATION: "CANCELLED", COMPLETED: "no-op", FAILED: "no-op",   CANCELLED: "no-op" },
 };
 
-/** The call whose move appends each event type (SPEC §5); CREATED comes from CreateJob, outside the table. */
+/** The call whose move appends each event type (docs/contract.md §5); CREATED comes from CreateJob, outside the table. */
 const CALL_OF_EVENT: Readonly<Record<string, TransitionCall>> = {
   JOB_EVENT_TYPE_STARTED: "RunJob",
   JOB_EVENT_TYPE_COMPLETED: "CompleteJob",
@@ -35,14 +35,14 @@ const CALL_OF_EVENT: Readonly<Record<string, TransitionCall>> = {
   JOB_EVENT_TYPE_CANCELLED: "CancelJob",
 };
 
-/** What SPEC §4 says `call` does to a job in `state` (wire names, JOB_STATE_…): the new state, "no-op" or "REJECT". */
+/** What docs/contract.md §4 says `call` does to a job in `state` (wire names, JOB_STATE_…): the new state, "no-op" or "REJECT". */
 export function specOutcome(call: TransitionCall, state: string): string {
   const cell = SPEC_TABLE[call][state.replace(/^JOB_STATE_/, "") as State];
-  if (cell === undefined) return `no state ${state} in SPEC §4`;
+  if (cell === undefined) return `no state ${state} in docs/contract.md §4`;
   return cell === "no-op" || cell === "REJECT" ? cell : `JOB_STATE_${cell}`;
 }
 
-/** The fields a heartbeat moves without an event (SPEC §9). */
+/** The fields a heartbeat moves without an event (docs/contract.md §9). */
 const LEASE_FIELDS = ["lease_expires_at", "updated_at"] as const;
 
 function withoutLeaseFields(job: Msg): Msg {
@@ -74,7 +74,7 @@ export interface CheckOptions {
 /**
  * A job's log and row: revisions 1..n with no gap or duplicate; CREATED
  * first, from UNSPECIFIED to PENDING; each event's from_state the previous
- * event's to_state; each later event a move that SPEC §4 allows for the call
+ * event's to_state; each later event a move that docs/contract.md §4 allows for the call
  * of its type from its from_state; each snapshot at its own revision and
  * state; and the row equal to the last snapshot (but for the lease fields,
  * when heartbeats were sent).
@@ -106,7 +106,7 @@ export function logViolations(jobId: string, events: readonly Msg[], row: Msg, o
     }
     const allowed = specOutcome(call, event.from_state);
     if (allowed !== event.to_state) {
-      found.push(`${at(event)}: ${call} from ${event.from_state} is "${allowed}" in SPEC §4, not a move to ${event.to_state}`);
+      found.push(`${at(event)}: ${call} from ${event.from_state} is "${allowed}" in docs/contract.md §4, not a move to ${event.to_state}`);
     }
   });
   const last = events[events.length - 1];
@@ -133,7 +133,7 @@ export interface ReplyCheckOptions extends CheckOptions {
 }
 
 /**
- * The replies to calls on one job against its log (SPEC §4, §11): a
+ * The replies to calls on one job against its log (docs/contract.md §4, §11): a
  * changed=true reply names a revision whose event its call appends, with the
  * reply's job as that event's snapshot, and no two claim one revision; any
  * other reply shows the job at a revision the log has, as it was then (but for
@@ -212,7 +212,7 @@ export async function checkJobs(client: JobsClient, jobIds: readonly string[], r
 }
 
 /**
- * A refusal SPEC allows, or the violation it is: FAILED_PRECONDITION with
+ * A refusal the contract allows, or the violation it is: FAILED_PRECONDITION with
  * INVALID_TRANSITION only in a state whose cell for the call is REJECT, and
  * STALE_ATTEMPT only for a heartbeat or a report that named an attempt.
  */

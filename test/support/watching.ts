@@ -1,4 +1,4 @@
-// Helpers for tests about watch streams (SPEC §5): reading a stream to its
+// Helpers for tests about watch streams (docs/contract.md §5): reading a stream to its
 // end, following one job's whole history across the stream ends the spec
 // prescribes, reading a live stream up to a marker (to tell that nothing more
 // is on its way), and running many calls with bounded concurrency.
@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { type JobsClient, type Msg, reader, type RpcError } from "./grpc.js";
 
-/** to_state values after which a WatchJob stream ends OK (SPEC §5). */
+/** to_state values after which a WatchJob stream ends OK (docs/contract.md §5). */
 export const FINISHED = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED"]);
 /** States a job never leaves. */
 export const FINAL = new Set(["JOB_STATE_COMPLETED", "JOB_STATE_CANCELLED"]);
@@ -114,7 +114,7 @@ export interface Followed {
 
 /**
  * Follows a job's history the way a client that wants all of it must: a
- * WatchJob stream ends OK after a FAILED event (SPEC §5), and the job may be
+ * WatchJob stream ends OK after a FAILED event (docs/contract.md §5), and the job may be
  * run again, so reconnect from the last revision seen until a COMPLETED or
  * CANCELLED event. Checks on the way that each stream ends right after a
  * finishing event and with OK; any other end throws.
