@@ -36,7 +36,7 @@ describe.each(documentationFiles())("%s", (file) => {
   });
 
   test("cites no file users do not have", () => {
-    const outside = text.split("\n").flatMap((line, i) => (/the contract\.md|docs/contract.md §|\.\.\/shared\b|\/work\//.test(line) ? [`${file}:${i + 1}: ${line.trim()}`] : []));
+    const outside = text.split("\n").flatMap((line, i) => (/SPEC\.md|SPEC §|\.\.\/shared\b|\/work\//.test(line) ? [`${file}:${i + 1}: ${line.trim()}`] : []));
     expect(outside).toEqual([]);
   });
 });
