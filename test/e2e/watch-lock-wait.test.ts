@@ -43,9 +43,9 @@ test("a change that waited on another replica's row lock reaches this replica's 
   const locker = new pg.Client({ connectionString: a.databaseUrl });
   await locker.connect();
   const waiting = async (n: number) => {
-    // Write transactions waiting in their lock statement (nothing else that may wait on a lock counts).
+    // Write transactions waiting in their lock statement; nothing else that may wait on a lock (a NOTIFY's commit) counts.
     const { rows } = await locker.query(
-      "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and query like '%for update%' and pid <> pg_backend_pid()",
+      "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and query like 'with locked as%'",
     );
     return rows[0].n === n;
   };
