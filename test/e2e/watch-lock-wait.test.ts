@@ -37,15 +37,16 @@ afterAll(async () => {
 test("a change that waited on another replica's row lock reaches this replica's WatchJobs after that replica's change", async () => {
   const watch = reader(viaB.stream("WatchJobs", { company_id: "7" }));
   await readUntil(watch, (m) => m.kind === "synced");
-  const { job } = await viaA.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "7" });
+  // Created through B, which publishes its own commits at once (A's next NOTIFY is up to 10 s away).
+  const { job } = await viaB.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "7" });
   expect(eventsOf(await readUntil(watch, (m) => m.kind === "event")).map((e) => e.revision)).toEqual(["1"]);
 
   const locker = new pg.Client({ connectionString: a.databaseUrl });
   await locker.connect();
   const waiting = async (n: number) => {
-    // Write transactions waiting in their lock statement; nothing else that may wait on a lock (a NOTIFY's commit) counts.
+    // Sessions waiting for a row lock; nothing else that may wait on a lock (a NOTIFY's commit, on an object) counts.
     const { rows } = await locker.query(
-      "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and query like 'with locked as%'",
+      "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and wait_event in ('transactionid', 'tuple') and datname = current_database()",
     );
     return rows[0].n === n;
   };
