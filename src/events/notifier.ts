@@ -1,27 +1,14 @@
-// One notifier per process: it learns that events were committed (anywhere,
-// by any replica) and publishes each once to the in-process hub.
+// One notifier per process: it learns that events were committed (by any
+// replica) and publishes each once to the in-process hub.
 //
-// Commits never pay for this. A transition does not NOTIFY inside its own
-// transaction: PostgreSQL takes a lock at commit for every transaction that
-// notified, which serializes their commits. Events this process commits are
-// published at once, from memory. For the other replicas, this process then sends at most one
-// payload-free NOTIFY per `notifyIntervalMs`, from its own LISTEN connection,
-// outside any transition: commits in that window share it. Every other
-// replica's notifier wakes on it and reads the feed (store/event-feed.ts),
-// which is the source of truth: a lost notification, a crashed replica that
-// committed but never notified, or a LISTEN connection that dropped is caught
-// up by the next read, triggered at the latest by a poll every
-// `pollIntervalMs` and at once after reconnecting.
-//
-// A replica that runs alone sends no NOTIFY at all: each one is a transaction
-// of its own with a commit record to flush, ~50 a second under load, for no
-// listener. Whether another replica listens is counted from pg_stat_activity
-// (every notifier connection carries the same application_name) when the
-// LISTEN connection opens and at every poll, and learnt at once from any
-// notification another session sends. The race is closed by a NOTIFY on each
-// side: a notifier announces itself once it listens, and answers the first
-// sign of a replica it thought absent, so whichever of two replicas counted
-// first, the other's next read sees everything it committed.
+// Commits never NOTIFY: PostgreSQL serializes the commits of notifying
+// transactions. Events this process commits are published at once, from
+// memory; the other replicas get one payload-free NOTIFY per
+// `notifyIntervalMs` from this process's LISTEN connection, and read the
+// feed (store/event-feed.ts), the source of truth, so a lost notification
+// or a dropped connection only delays an event until the next read or poll.
+// A replica alone sends none: replicas count each other in pg_stat_activity
+// (docs/architecture.md, "Events reach watchers").
 
 import pg from "pg";
 import type { EventRecord } from "../domain/job.js";

@@ -1,24 +1,13 @@
-// Plain unary gRPC calls (application/grpc or application/grpc+proto over
-// HTTP/2, request not compressed: what stock gRPC clients send at every job
-// step) served without Connect's per-call stream pipeline. On by default;
-// GRPC_UNARY_FAST_PATH=false sends every call through Connect.
-//
-// Connect serves every gRPC call, unary ones too, as a stream: request and
-// response each pass through a chain of async generators (split, decompress,
-// parse, invoke, serialize, compress, join), under a handler context with a
-// deadline signal and a linked abort controller of its own. A unary call is
-// one message in and one out, so here the request gate (./gate.ts) reads and
-// decodes it as for any call, the same interceptors and implementation
-// answer it, and the answer goes out in one write, closed by the trailers
-// Connect's setTrailerStatus builds. It answers as Connect's gRPC handler
-// does, byte for byte in status, message and details
-// (test/rpc/grpc-unary.test.ts compares the two).
-//
-// This is the one module that imports Connect's protocol internals
-// (@connectrpc/connect/protocol, /protocol-grpc), which do not follow
-// semantic versioning: the comparison test fails if they change under it.
-// To remove the path: delete this file, its test, GRPC_UNARY_FAST_PATH, and
-// the one call in ./rpc-handler.ts.
+// Plain unary gRPC calls (HTTP/2, binary, request not compressed: what stock
+// gRPC clients send at every job step) served without Connect's per-call
+// stream pipeline, which costs more server CPU than the rest of such a call
+// (docs/performance.md). The gate reads the message as for any call; the same
+// interceptors and implementation answer it in one write, closed by the
+// trailers Connect's setTrailerStatus builds, byte for byte what Connect's
+// gRPC handler would send (test/rpc/grpc-unary.test.ts compares the two).
+// GRPC_UNARY_FAST_PATH=false turns it off. The one module that imports
+// Connect's protocol internals, which do not follow semantic versioning; to
+// remove it: this file, its test, the setting, one call in ./rpc-handler.ts.
 
 import http2 from "node:http2";
 import { create, type DescMethodUnary, type DescService, toBinary } from "@bufbuild/protobuf";

@@ -1,22 +1,11 @@
 // One port for every client: HTTP/2 (gRPC, and Connect/gRPC-Web from HTTP/2
-// clients) and HTTP/1.1 (Connect and gRPC-Web from curl, fetch and browsers).
-// A front server takes each connection and hands it to the HTTP/2 or the
-// HTTP/1.1 server, each of which calls the request handler with the request
-// and response objects Node makes. Without TLS there is no ALPN to choose the
-// protocol, so the first bytes of each connection do: HTTP/2's client
-// preface starts with "PRI * HTTP/2.0". With TLS, ALPN chooses (no ALPN:
-// HTTP/1.1).
-//
-// What a connection may cost is bounded here: at most MAX_CONNECTIONS at
-// once (more are closed as they arrive); one that has not finished its
-// handshake (TLS, the first bytes, HTTP/2's preface and SETTINGS, HTTP/1.1's
-// request headers) within HANDSHAKE_TIMEOUT_MS is closed; an HTTP/2
-// connection with no open stream for IDLE_TIMEOUT_SECONDS is closed
-// (GOAWAY), as is an HTTP/1.1 one between requests; an HTTP/2 connection
-// carries at most MAX_STREAMS_PER_CONNECTION streams at once (its SETTINGS
-// say so, and nghttp2 refuses more); and every HTTP/2 connection is pinged
-// each KEEPALIVE_INTERVAL_SECONDS and closed if the peer does not answer
-// within KEEPALIVE_TIMEOUT_SECONDS, so dead peers do not hold streams.
+// clients) and HTTP/1.1 (Connect and gRPC-Web from curl, fetch, browsers). A
+// front server hands each connection to the HTTP/2 or the HTTP/1.1 server,
+// chosen by ALPN with TLS and otherwise by the first bytes (HTTP/2's preface
+// starts "PRI * HTTP/2.0"); Node makes the request and response objects. What
+// a connection may cost is bounded here (MAX_CONNECTIONS,
+// HANDSHAKE_TIMEOUT_MS, IDLE_TIMEOUT_SECONDS, MAX_STREAMS_PER_CONNECTION,
+// keep-alive pings that find dead peers: docs/contract.md §2).
 
 import { readFileSync } from "node:fs";
 import http from "node:http";

@@ -1,26 +1,13 @@
 // The one request message of a unary or server-streaming call: read,
 // decompressed and decoded once, here, by the request gate, before Connect or
-// any interceptor sees the call.
-//
-// Why not leave it to Connect: Connect refuses an undecodable protobuf
-// message as INTERNAL, and every refusal it makes while reading a unary
-// call's body comes before any interceptor, without an ErrorInfo. Here each
-// refusal is the status the contract names, with an ErrorInfo: over
-// MAX_MESSAGE_BYTES (counted as the bytes arrive, and for a compressed
-// message once inflated), not exactly one message, an encoding the server
-// lacks, or bytes that are not a message of the method's input type. Decoding
-// has bounds of its own, so that even a caller with a valid token cannot
-// make one request cost much: unknown fields are skipped rather than kept,
-// nesting stops at DECODE_DEPTH, and a JSON body may hold at most JSON_VALUES
-// values (checked by a scan of its bytes before it is parsed).
-//
-// Connect then reads a stand-in (an empty message in the request's framing),
-// and the decoded message reaches the handler through the call's context
-// (see ./rpc-handler.ts). The framing and the encoding headers below are the
-// protocols' own: gRPC and gRPC-Web put every message in a 5-byte envelope
-// and name its encoding in grpc-encoding; the Connect protocol does so for
-// streaming calls (connect-content-encoding) and sends a unary call's message
-// bare (content-encoding).
+// any interceptor sees the call. Connect would refuse an undecodable message
+// as INTERNAL, before any interceptor and without an ErrorInfo; here every
+// refusal is the status the contract names, with an ErrorInfo. Decoding is
+// bounded for every caller (unknown fields skipped, DECODE_DEPTH, at most
+// JSON_VALUES in a JSON body, counted before parsing). Connect then reads an
+// empty stand-in and the handler gets this message through the call's
+// context (./rpc-handler.ts). The framing below is the protocols' own: a
+// 5-byte envelope per message for gRPC, gRPC-Web and Connect streaming.
 
 import { type DescMessage, fromBinary, fromJsonString, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
