@@ -81,7 +81,7 @@ export const VARIABLES = {
   JOB_PAYLOAD_MAX_BYTES: ["262144", "Most an input, a result or a failure's diagnostic may take (as sent); larger is INVALID_ARGUMENT FIELD_TOO_LARGE."],
   JOB_MAX_BYTES: ["1048576", "Most a job may carry, failures included, so that any reply holding it fits the 4 MiB stock gRPC clients accept: RunJob does not start another attempt on a job that could outgrow it (FAILED_PRECONDITION JOB_FULL)."],
   WRITE_BATCH_MAX_CALLS: ["100", "Most write calls (creates, transitions, heartbeats, lease expiries) one transaction carries; calls that arrive while a batch is written join the next. 1: a transaction per call."],
-  WRITE_BATCHES_IN_FLIGHT: ["1", "Write transactions in flight at once per process (each holds a pooled connection); at most DB_POOL_SIZE. One makes the largest batches and costs the database least; more let other writes go on while one transaction waits on a row lock or a distant database."],
+  WRITE_BATCHES_IN_FLIGHT: ["", "Write transactions in flight at once per process (each holds a pooled connection); at most DB_POOL_SIZE. Unset: 1, which makes the largest batches and costs the database least; or, with WRITE_BATCH_MAX_CALLS=1, half of DB_POOL_SIZE (a transaction per call, many at once: the service before batched writes). More let other writes go on while one transaction waits on a row lock or a distant database."],
   MIGRATE_ON_START: ["true", "Apply pending migrations when `jobsctl serve` starts."],
   METRICS_PORT: ["", "Serve Prometheus metrics at http://METRICS_HOST:METRICS_PORT/metrics (plain HTTP). Unset: off."],
   METRICS_HOST: ["127.0.0.1", "Address the metrics port listens on, apart from HOST: the API may face clients while metrics stay on loopback (or a private network)."],
@@ -183,7 +183,7 @@ export const RULES = {
   JOB_PAYLOAD_MAX_BYTES: whole(1024, 1024 * 1024),
   JOB_MAX_BYTES: whole(64 * 1024, 2 * 1024 * 1024),
   WRITE_BATCH_MAX_CALLS: whole(1, 10_000),
-  WRITE_BATCHES_IN_FLIGHT: whole(1, 1000),
+  WRITE_BATCHES_IN_FLIGHT: unsetOr(whole(1, 1000)),
   MIGRATE_ON_START: bool,
   METRICS_PORT: unsetOr(whole(1, 65535)),
   METRICS_HOST: rule(z.union([z.ipv4(), z.ipv6(), z.hostname()]), "an IP address or host name, e.g. 127.0.0.1, 10.0.0.5, 0.0.0.0"),
@@ -245,7 +245,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jobPayloadMaxBytes: get("JOB_PAYLOAD_MAX_BYTES"),
     jobMaxBytes: get("JOB_MAX_BYTES"),
     writeBatchMaxCalls: get("WRITE_BATCH_MAX_CALLS"),
-    writeBatchesInFlight: get("WRITE_BATCHES_IN_FLIGHT"),
+    writeBatchesInFlight: get("WRITE_BATCHES_IN_FLIGHT") ?? defaultBatchesInFlight(get("WRITE_BATCH_MAX_CALLS"), get("DB_POOL_SIZE")),
     migrateOnStart: get("MIGRATE_ON_START"),
     metricsPort: get("METRICS_PORT"),
     metricsHost: get("METRICS_HOST"),
@@ -283,6 +283,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`METRICS_PORT=${config.metricsPort} is not valid: expected a port other than PORT's`);
   }
   return config;
+}
+
+/**
+ * One write transaction at a time when batching; with batching off
+ * (WRITE_BATCH_MAX_CALLS=1), a transaction per call and many at once, as the
+ * service wrote before batched writes.
+ */
+function defaultBatchesInFlight(batchMaxCalls: number, poolSize: number): number {
+  return batchMaxCalls === 1 ? Math.max(1, Math.floor(poolSize / 2)) : 1;
 }
 
 /** The configuration table of docs/configuration.md (between its config:begin and config:end markers). */

@@ -172,6 +172,13 @@ describe("loadConfig", () => {
     });
   });
 
+  test("WRITE_BATCHES_IN_FLIGHT unset: 1 with batching, half of DB_POOL_SIZE with WRITE_BATCH_MAX_CALLS=1 (as before batched writes)", () => {
+    expect(loadConfig({}).writeBatchesInFlight).toBe(1);
+    expect(loadConfig({ WRITE_BATCH_MAX_CALLS: "1" }).writeBatchesInFlight).toBe(10);
+    expect(loadConfig({ WRITE_BATCH_MAX_CALLS: "1", DB_POOL_SIZE: "1" }).writeBatchesInFlight).toBe(1);
+    expect(loadConfig({ WRITE_BATCH_MAX_CALLS: "1", WRITE_BATCHES_IN_FLIGHT: "3" }).writeBatchesInFlight).toBe(3);
+  });
+
   test("a bad value is a ConfigError naming the variable, the value and what it accepts", () => {
     expect(() => loadConfig({ WATCH_BUFFER_EVENTS: "lots" })).toThrow(
       new ConfigError('WATCH_BUFFER_EVENTS="lots" is not valid: expected a whole number from 10 to 1000000'),
