@@ -1,10 +1,10 @@
 // Requests over MAX_MESSAGE_BYTES are RESOURCE_EXHAUSTED with an ErrorInfo,
 // before authentication (docs/contract.md §4's order), on every protocol; the server keeps serving.
 
-import http2 from "node:http2";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { collect, jobsClient, type JobsClient } from "../support/grpc.js";
 import { startServer, type TestServer } from "../support/harness.js";
+import { grpcStatusAtEnd } from "../support/raw-calls.js";
 
 let server: TestServer;
 let client: JobsClient;
@@ -48,31 +48,9 @@ test.each([
 
 // (With no token the call is refused UNAUTHENTICATED without waiting for its message.)
 test("a watch stream whose request message never completes ends at the call's deadline, DEADLINE_EXCEEDED, not held open", async () => {
-  const session = http2.connect(server.url);
-  session.on("error", () => {});
-  try {
-    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/jobs.v1.JobService/WatchJob",
-        "content-type": "application/grpc",
-        te: "trailers",
-        "grpc-timeout": "300m",
-        authorization: `Bearer ${server.tokens.service}`,
-      });
-      stream.on("trailers", resolve);
-      stream.on("response", (headers) => {
-        if (headers["grpc-status"] !== undefined) resolve(headers);
-      });
-      stream.on("data", () => {});
-      stream.on("error", reject);
-      // The first 3 of the 5 envelope bytes, and the request side left open.
-      stream.write(Buffer.from([0, 0, 0]));
-    });
-    expect(trailers["grpc-status"]).toBe("4");
-  } finally {
-    session.close();
-  }
+  // The first 3 of the 5 envelope bytes, and the request side left open.
+  const status = await grpcStatusAtEnd(server.url, server.tokens.service, "WatchJob", "300m", (stream) => stream.write(Buffer.from([0, 0, 0])));
+  expect(status).toBe("4");
 });
 
 test("Connect JSON: an oversized body is resource_exhausted with the same detail", async () => {

@@ -5,10 +5,10 @@
 
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
-import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { WatchJobRequestSchema } from "../../src/gen/jobs/v1/job_service_pb.js";
 import { startServer, type TestServer } from "../support/harness.js";
+import { envelope, grpcStatusAtEnd } from "../support/raw-calls.js";
 import { eventsOf, followJob, pool, range, readToEnd, readUntil, revisionsOf } from "../support/watching.js";
 
 let server: TestServer;
@@ -340,26 +340,6 @@ test("a gRPC stream whose deadline passes ends DEADLINE_EXCEEDED, never OK (an O
   const { job } = await client.call("CreateJob", { type: "JOB_TYPE_FORECAST", company_id: "7" });
   // A raw HTTP/2 gRPC call with a deadline and no timer of the client's own: what ends it is the server's answer.
   const message = toBinary(WatchJobRequestSchema, create(WatchJobRequestSchema, { jobId: job.id, afterRevision: 1n }));
-  const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), message]);
-  envelope.writeUInt32BE(message.length, 1);
-  const session = http2.connect(server.url);
-  try {
-    const trailers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/jobs.v1.JobService/WatchJob",
-        "content-type": "application/grpc",
-        te: "trailers",
-        "grpc-timeout": "300m",
-        authorization: `Bearer ${server.tokens.service}`,
-      });
-      stream.on("trailers", resolve);
-      stream.on("error", reject);
-      stream.resume();
-      stream.end(envelope);
-    });
-    expect(trailers["grpc-status"]).toBe(String(4));
-  } finally {
-    session.close();
-  }
+  const status = await grpcStatusAtEnd(server.url, server.tokens.service, "WatchJob", "300m", (stream) => stream.end(envelope(message)));
+  expect(status).toBe(String(4));
 });

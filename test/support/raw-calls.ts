@@ -204,3 +204,43 @@ function fromConnectError(error: ConnectErrorJson, status: number): RawOutcome {
     httpStatus: status,
   };
 }
+
+/**
+ * One gRPC call on its own connection with `grpc-timeout` set and no timer of
+ * the client's own, so what ends it is the server. `send` writes what it will
+ * of the request body (a whole message, part of one, nothing). Resolves with
+ * the grpc-status the call ended with, from trailers or a trailers-only reply.
+ */
+export async function grpcStatusAtEnd(
+  url: string,
+  token: string,
+  method: string,
+  grpcTimeout: string,
+  send: (stream: http2.ClientHttp2Stream) => void,
+): Promise<string | undefined> {
+  const session = http2.connect(url);
+  session.on("error", () => {});
+  try {
+    const ending = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": `/jobs.v1.JobService/${method}`,
+        "content-type": "application/grpc",
+        te: "trailers",
+        "grpc-timeout": grpcTimeout,
+        authorization: `Bearer ${token}`,
+      });
+      stream.on("trailers", resolve);
+      stream.on("response", (headers) => {
+        if (headers["grpc-status"] !== undefined) resolve(headers);
+      });
+      stream.on("data", () => {});
+      stream.on("error", reject);
+      send(stream);
+    });
+    const status = ending["grpc-status"];
+    return status === undefined ? undefined : String(status);
+  } finally {
+    session.close();
+  }
+}
