@@ -26,7 +26,3 @@ export function principalKey(p: Principal): string {
 export function canSee(p: Principal, companyId: string): boolean {
   return p.type === "service" || p.companyId === companyId;
 }
-
-export function describePrincipal(p: Principal): string {
-  return p.type === "service" ? `service ${p.name}` : `api_user ${p.userId} of company ${p.companyId}`;
-}
