@@ -5,8 +5,12 @@
 // Never pass a token or secret in `fields`: the auth layer hands out token
 // ids, not tokens. The redaction paths are a second line of defence only.
 
+import { createRequire } from "node:module";
 import pino from "pino";
-import pretty from "pino-pretty";
+import type PinoPretty from "pino-pretty";
+
+// pino-pretty is for a person at a terminal; scripts, services and `jobsctl tokens` never load it.
+const require = createRequire(import.meta.url);
 
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -58,7 +62,10 @@ function destination(write?: (line: string) => void): pino.DestinationStream {
   if (write) return { write };
   // Synchronous, in this process (not a worker transport): a line logged just
   // before exit (a second signal, a failed start) is never lost.
-  if (process.stdout.isTTY) return pretty({ sync: true, colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid" });
+  if (process.stdout.isTTY) {
+    const pretty = require("pino-pretty") as typeof PinoPretty;
+    return pretty({ sync: true, colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid" });
+  }
   return pino.destination({ dest: 1, sync: true });
 }
 

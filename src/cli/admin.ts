@@ -6,7 +6,7 @@ import { generateSecret, hashSecret } from "../auth/tokens.js";
 import { type Principal, SCOPES, type Scope } from "../domain/principal.js";
 import type { TokenInfo, TokenStore } from "../store/token-store.js";
 import { CliFailure, EXIT, UsageError } from "./exit-codes.js";
-import { table } from "./format.js";
+import { table } from "./table.js";
 import { examples } from "./help.js";
 
 /**

