@@ -53,10 +53,10 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
       if (!running) running = await boot(port);
     },
     pause() {
-      for (const pid of postgresProcesses(join(dir, "pg"))) process.kill(pid, "SIGSTOP");
+      for (const pid of postgresProcesses(join(dir, "pg"))) signal(pid, "SIGSTOP");
     },
     resume() {
-      for (const pid of postgresProcesses(join(dir, "pg"))) process.kill(pid, "SIGCONT");
+      for (const pid of postgresProcesses(join(dir, "pg"))) signal(pid, "SIGCONT");
     },
     async destroy() {
       self.resume();
@@ -65,6 +65,15 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
     },
   };
   return self;
+}
+
+/** A backend may exit between being listed and being signalled (its client left): nothing to do then. */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error;
+  }
 }
 
 /** The postmaster of the cluster in `dataDir` and every process it started. */
