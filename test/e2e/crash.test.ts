@@ -15,7 +15,6 @@
 // JOBS_SEED replays a run (the calls and the moment of the kill); JOBS_SOAK
 // scales the number of runs, each with a fresh replica A to kill.
 
-import { readdirSync, readFileSync } from "node:fs";
 import { isDeepStrictEqual } from "node:util";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import fc from "fast-check";
@@ -26,7 +25,7 @@ import { scaled, soakFactor } from "../support/figures.js";
 import { jobsClient, type JobsClient, type Msg, reader } from "../support/grpc.js";
 import { sql, startServer, type TestServer } from "../support/harness.js";
 import { callOfEvent, checkJobs, type Reply, refusalViolation, type TransitionCall, unclaimedEvents } from "../support/invariants.js";
-import { type ServerProcess, spawnServer } from "../support/processes.js";
+import { childrenOf, type ServerProcess, spawnServer } from "../support/processes.js";
 import { type ProofFigures, proveRuns, runSeed } from "../support/proof.js";
 import { cancelStream, eventually, range, readUntil } from "../support/watching.js";
 
@@ -57,22 +56,6 @@ afterAll(async () => {
   await Promise.all(spawned.map((p) => p.stop()));
   await b?.stop();
 });
-
-/** The processes whose parent is `pid` (Linux /proc). */
-function childrenOf(pid: number): number[] {
-  return readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .filter((name) => {
-      try {
-        // Fields after the command name, which is in parentheses and may hold spaces: state, ppid, …
-        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
-      } catch {
-        return false; // exited meanwhile
-      }
-    })
-    .map(Number);
-}
 
 test(`replica A killed (SIGKILL) during ${CALLS_PER_RUN} calls on ${JOBS} jobs loses no acknowledged change, half-applies none, and B's watcher sees every event in order`, async () => {
   const figures = {

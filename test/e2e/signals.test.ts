@@ -15,7 +15,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, test } from "@jest/globals";
 import { isAlive, runningPostgres } from "../../src/store/embedded-postgres.js";
-import { childEnv, type Exit } from "../support/processes.js";
+import { childEnv, childrenOf, type Exit, parentOf } from "../support/processes.js";
 import { scratchDir } from "../support/scratch.js";
 import { eventually } from "../support/watching.js";
 
@@ -82,12 +82,6 @@ async function start(way: Way): Promise<Chain> {
   const server = parentOf(postgres.pid);
   servers.push(server);
   return { outer, exited, server, postgres, output: () => output };
-}
-
-function parentOf(pid: number): number {
-  // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces, so count from its closing parenthesis.
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
 }
 
 function portRefuses(port: number): Promise<boolean> {
@@ -187,8 +181,3 @@ test("a client command whose launcher is killed with SIGKILL does not linger: `w
   process.kill(chain.server, "SIGTERM");
   expect(await within(chain.exited, 60_000, "the server to exit")).toEqual({ code: 0, signal: null });
 }, 120_000);
-
-/** The pids whose parent is `pid`. */
-function childrenOf(pid: number): number[] {
-  return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-}

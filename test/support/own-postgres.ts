@@ -3,11 +3,12 @@
 // stoppable and restartable on the same data directory and port, so that a
 // server pointed at it sees an outage and then the same database come back.
 
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type RunningPostgres, startEmbeddedPostgres } from "../../src/store/embedded-postgres.js";
 import { migrate, openOrm } from "../../src/store/orm.js";
+import { childrenOf } from "./processes.js";
 
 export interface OwnPostgres {
   readonly url: string;
@@ -79,16 +80,5 @@ function signal(pid: number, name: NodeJS.Signals): void {
 /** The postmaster of the cluster in `dataDir` and every process it started. */
 function postgresProcesses(dataDir: string): number[] {
   const postmaster = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-  const children = readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === postmaster;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-  return [postmaster, ...children];
+  return [postmaster, ...childrenOf(postmaster)];
 }

@@ -8,7 +8,7 @@
 // avoids the race of handing it a "free" port that someone else takes first.
 
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -218,6 +218,27 @@ export function lineReader(input: NodeJS.ReadableStream) {
       });
     },
   };
+}
+
+/** The parent of a process, from /proc/<pid>/stat. */
+export function parentOf(pid: number): number {
+  // "pid (comm) state ppid …": comm may hold spaces, so count from its closing parenthesis.
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+}
+
+/** The processes whose parent is `pid`, from /proc. */
+export function childrenOf(pid: number): number[] {
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        return parentOf(Number(name)) === pid;
+      } catch {
+        return false; // exited meanwhile
+      }
+    })
+    .map(Number);
 }
 
 let ticksPerSecond: number | undefined;
