@@ -74,7 +74,7 @@ export const VARIABLES = {
   LEASE_DEFAULT_SECONDS: ["60", "Lease of a RunJob that names none."],
   REAPER_INTERVAL_SECONDS: ["5", "How often expired leases are reaped."],
   REAPER_GRACE_SECONDS: ["10", "After the database comes back, wait this long before reaping."],
-  REAPER_BATCH_SIZE: ["50", "Expired jobs reaped per transaction."],
+  REAPER_BATCH_SIZE: ["50", "Expired jobs the reaper looks for at a time (each expiry is then a write call, batched with the others)."],
   DB_ACQUIRE_TIMEOUT_MS: ["2000", "Longest wait for a database connection before UNAVAILABLE (at start-up: before exiting 6)."],
   DB_QUERY_TIMEOUT_MS: ["30000", "Longest wait for PostgreSQL to answer a call's statement before UNAVAILABLE (the connection is dropped): a network that silently stops delivering cannot hang calls. Not applied to migrations. 0: no limit."],
   DB_POOL_SIZE: ["20", "Pooled database connections per process (each process also holds one for LISTEN and one for the health probe)."],

@@ -1,7 +1,7 @@
 // Expired leases (docs/contract.md §9): every interval, fail or cancel jobs whose
 // executor stopped heartbeating, in small batches so that live transitions
-// never wait long. Safe with any number of replicas (the store locks with
-// SKIP LOCKED). After this replica loses the database it waits a grace period
+// never wait long. Safe with any number of replicas (each expiry re-checks
+// the lease under the job's row lock). After this replica loses the database it waits a grace period
 // once it is back, so executors get a chance to heartbeat first (docs/contract.md §11).
 
 import { Unavailable } from "../domain/errors.js";
@@ -80,7 +80,8 @@ export class Reaper {
         }
       } catch (error) {
         outcome = "failed";
-        if (isConnectionError(error) || error instanceof Unavailable) {
+        // Lost the database: wait out the grace once it is back. Shed for overload, it is up: just retry next tick.
+        if (isConnectionError(error) || (error instanceof Unavailable && error.reason !== "OVERLOADED")) {
           this.quietUntil = Date.now() + this.options.graceMs;
         }
         this.log.warn("reaping expired leases failed; will retry", {
