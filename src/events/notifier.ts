@@ -139,26 +139,24 @@ export class Notifier {
     // predecessor committed by another replica and not yet read would
     // otherwise arrive after it; the feed returns both, in order.
     const ready: CommittedEvent[] = [];
-    const readyKeys = new Set<string>();
     const deferred = new Set<string>();
     for (const committed of events) {
       const { jobId, revision } = committed.event;
       // The predecessor is out already if this process published it, goes out
-      // just before this event (the same batch), or was committed before the
+      // just before this event (written by the same transaction, and not
+      // deferred: see the guard below), or was committed before the
       // last feed read began (that read, or the streams' replay, covered it).
       // A null previousXid past revision 1 means unknown, not "none": the lock
       // statement waited for another replica's commit of the predecessor, and
       // PostgreSQL re-read the locked row but not the subquery, which kept the
       // statement's older snapshot.
-      const predecessor = `${jobId}:${revision - 1}`;
       const predecessorOut =
         revision === 1 ||
-        readyKeys.has(predecessor) ||
-        this.published.has(predecessor) ||
+        committed.previousXid === committed.xid ||
+        this.published.has(`${jobId}:${revision - 1}`) ||
         (committed.previousXid !== null && committed.previousXid < this.watermark);
       if (!deferred.has(jobId) && predecessorOut) {
         ready.push(committed);
-        readyKeys.add(`${jobId}:${revision}`);
       } else {
         deferred.add(jobId);
       }
