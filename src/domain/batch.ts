@@ -91,7 +91,7 @@ export function decideBatch(calls: readonly WriteCall[], locked: ReadonlyMap<str
   const decide = (call: WriteCall, index: number): CallOutcome => {
     if (call.kind === "create") {
       if (call.requestId !== null) {
-        const key = `${call.creatorKey}\n${call.requestId}`;
+        const key = requestKey(call.creatorKey, call.requestId);
         const first = firstRequest.get(key);
         if (first !== undefined) return { kind: "same-request", as: first };
         firstRequest.set(key, index);
@@ -154,3 +154,6 @@ export function decideBatch(calls: readonly WriteCall[], locked: ReadonlyMap<str
 function hasExpired(job: JobRecord, now: Micros): boolean {
   return LEASED_STATES.has(job.state) && job.leaseExpiresAt !== null && job.leaseExpiresAt <= now;
 }
+
+/** One creator's request_id, as a key: calls with equal keys make one job. */
+export const requestKey = (creatorKey: string, requestId: string | null): string => `${creatorKey}\n${requestId}`;

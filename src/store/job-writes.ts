@@ -16,7 +16,7 @@
 // a time, so one poisoned call cannot fail its neighbours.
 
 import type { MikroORM } from "@mikro-orm/postgresql";
-import { type CallOutcome, decideBatch, jobsNamed, type NewJobWrite, type WriteCall } from "../domain/batch.js";
+import { type CallOutcome, decideBatch, jobsNamed, type NewJobWrite, requestKey, type WriteCall } from "../domain/batch.js";
 import { Unavailable } from "../domain/errors.js";
 import type { EventRecord, JobRecord } from "../domain/job.js";
 import type { JobLimits } from "../domain/job-size.js";
@@ -63,7 +63,7 @@ const PREVIOUS_XID = `(select e.xid::text from job_events e where e.job_id = job
  * order and reads them; always one row, so the clock comes back even when
  * nothing is locked.
  */
-export const LOCK_SQL = named(
+const LOCK_SQL = named(
   "jobs_lock",
   `with locked as (
      select ${JOB_COLUMNS}, ${PREVIOUS_XID} from jobs
@@ -75,12 +75,15 @@ export const LOCK_SQL = named(
 
 type LockedRow = { now: string } & ({ id: null } | (JobRow & { previous_xid: string | null }));
 
-/** The batch's writes: changed rows ($1), new jobs ($2) and events ($3), each a JSON array; returns the transaction id and the new jobs written. */
-export const WRITE_SQL = named(
+/**
+ * The batch's writes: changed rows ($1; a row without `failures` keeps its own), new jobs ($2) and
+ * events ($3), each a JSON array; returns the transaction id and the new jobs written.
+ */
+const WRITE_SQL = named(
   "jobs_write",
   `with changed as (
      update jobs set state = c.state, executor_id = c."executorId", attempt = c.attempt, revision = c.revision,
-       result = c.result, failures = c.failures, cancellation_reason = c."cancellationReason",
+       result = c.result, failures = coalesce(c.failures, jobs.failures), cancellation_reason = c."cancellationReason",
        lease_seconds = c."leaseSeconds", lease_expires_at = ${timestamp('c."leaseExpiresAt"')},
        updated_at = ${timestamp('c."updatedAt"')}, started_at = ${timestamp('c."startedAt"')},
        finished_at = ${timestamp('c."finishedAt"')}
@@ -117,9 +120,13 @@ const EARLIER_REQUESTS_SQL = named(
    from jobs join unnest($1::text[], $2::uuid[]) as asked(creator_key, request_id) using (creator_key, request_id)`,
 );
 
-/** The mutable part of a job row, as WRITE_SQL's `$1` reads it. */
-function rowChanges(job: JobRecord) {
-  const { id, state, executorId, attempt, revision, result, failures, cancellationReason, leaseSeconds, leaseExpiresAt, updatedAt, startedAt, finishedAt } = job;
+/**
+ * The mutable part of a job row, as WRITE_SQL's `$1` reads it. The failure history, which may be
+ * large, is left out when the batch did not change it (a heartbeat, a RunJob), so it is not sent back.
+ */
+function rowChanges(job: JobRecord, before: JobRecord | undefined) {
+  const { id, state, executorId, attempt, revision, result, cancellationReason, leaseSeconds, leaseExpiresAt, updatedAt, startedAt, finishedAt } = job;
+  const failures = job.failures === before?.failures ? undefined : job.failures;
   return { id, state, executorId, attempt, revision, result, failures, cancellationReason, leaseSeconds, leaseExpiresAt, updatedAt, startedAt, finishedAt };
 }
 
@@ -205,7 +212,7 @@ export class JobWriter {
     }
 
     const [{ xid: xidText, inserted: insertedIds }] = await query<{ xid: string; inserted: string[] }>(trx, WRITE_SQL, [
-      JSON.stringify(decision.changedJobs.map(rowChanges)),
+      JSON.stringify(decision.changedJobs.map((job) => rowChanges(job, locked.get(job.id)))),
       JSON.stringify(decision.creates.map(({ job, creatorKey, requestId }) => ({ ...job, creatorKey, requestId }))),
       JSON.stringify(decision.events),
     ]);
@@ -281,8 +288,6 @@ function answerOf(outcome: CallOutcome, answers: readonly Settled<WriteAnswer>[]
       throw new Error("a create is answered once its insert is known");
   }
 }
-
-const requestKey = (creatorKey: string, requestId: string | null) => `${creatorKey}\n${requestId}`;
 
 /** Failures of batches that got no connection: the calls waiting behind them fail with them. */
 const noConnection = new WeakSet<object>();
