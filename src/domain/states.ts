@@ -18,7 +18,7 @@ export const FINISHED_STATES: ReadonlySet<JobStateName> = new Set(["COMPLETED", 
 export const FINAL_STATES: ReadonlySet<JobStateName> = new Set(["COMPLETED", "CANCELLED"]);
 
 /** States a job is still moving through: COMPLETED, FAILED and CANCELLED are not among them. */
-export const UNFINISHED_STATES: ReadonlySet<JobStateName> = new Set(["PENDING", "RUNNING", "PENDING_CANCELLATION"]);
+export const UNFINISHED_STATES: ReadonlySet<JobStateName> = new Set(JOB_STATES.filter((state) => !FINISHED_STATES.has(state)));
 
 /** States in which an executor holds a lease (docs/contract.md §9). */
 export const LEASED_STATES: ReadonlySet<JobStateName> = new Set(["RUNNING", "PENDING_CANCELLATION"]);

@@ -20,11 +20,6 @@ export class DeadlineQueue<T extends Queued> {
     return this.entries.length;
   }
 
-  /** The entries, oldest first (not to be changed). */
-  get all(): readonly T[] {
-    return this.entries;
-  }
-
   push(entry: T): void {
     this.entries.push(entry);
     if (this.entries.length === 1) this.arm();
