@@ -16,7 +16,7 @@
 // a time, so one poisoned call cannot fail its neighbours.
 
 import type { MikroORM } from "@mikro-orm/postgresql";
-import { type CallOutcome, decideBatch, jobsNamed, type NewJobWrite, requestKey, type WriteCall } from "../domain/batch.js";
+import { type BatchDecision, type CallOutcome, decideBatch, jobsNamed, type NewJobWrite, requestKey, type WriteCall } from "../domain/batch.js";
 import { Unavailable } from "../domain/errors.js";
 import type { EventRecord, JobRecord } from "../domain/job.js";
 import type { JobLimits } from "../domain/job-size.js";
@@ -207,38 +207,20 @@ export class JobWriter {
       previousXid.set(row.id, row.previous_xid === null ? null : BigInt(row.previous_xid));
     }
     const decision = decideBatch(calls, locked, now, this.options.limits);
-    if (decision.changedJobs.length === 0 && decision.creates.length === 0) {
-      return { answers: decision.outcomes.map((outcome) => answerOf(outcome, [])), committed: [] };
-    }
+    const nothingChanged = decision.changedJobs.length === 0 && decision.creates.length === 0;
+    const { xid, inserted, earlier } = nothingChanged ? NOTHING_WRITTEN : await this.write(trx, decision, locked);
 
-    const [{ xid: xidText, inserted: insertedIds }] = await query<{ xid: string; inserted: string[] }>(trx, WRITE_SQL, [
-      JSON.stringify(decision.changedJobs.map((job) => rowChanges(job, locked.get(job.id)))),
-      JSON.stringify(decision.creates.map(({ job, creatorKey, requestId }) => ({ ...job, creatorKey, requestId }))),
-      JSON.stringify(decision.events),
-    ]);
-    const xid = BigInt(xidText);
-    const inserted = new Set(insertedIds);
-    const earlier = await this.earlierRequests(trx, decision.creates.filter((create) => !inserted.has(create.job.id)));
-
-    const created = (create: NewJobWrite): { job: JobRecord; created: boolean } => {
-      if (inserted.has(create.job.id)) return { job: create.job, created: true };
+    const created = (create: NewJobWrite): Settled<WriteAnswer> => {
+      if (inserted.has(create.job.id)) return { ok: true, value: { job: create.job, created: true } };
       const job = earlier.get(requestKey(create.creatorKey, create.requestId));
       // Only a request_id already used keeps a new job out, and its job is gone only if retention deleted it since.
-      if (job === undefined) throw new Unavailable("CREATE_RACE", "the job this request_id made was deleted by retention while the call ran; retry the call");
-      return { job, created: false };
+      if (job === undefined) {
+        return { ok: false, error: new Unavailable("CREATE_RACE", "the job this request_id made was deleted by retention while the call ran; retry the call") };
+      }
+      return { ok: true, value: { job, created: false } };
     };
     const answers: Settled<WriteAnswer>[] = [];
-    for (const outcome of decision.outcomes) {
-      if (outcome.kind !== "create") {
-        answers.push(answerOf(outcome, answers));
-        continue;
-      }
-      try {
-        answers.push({ ok: true, value: created(outcome.create) });
-      } catch (error) {
-        answers.push({ ok: false, error });
-      }
-    }
+    for (const outcome of decision.outcomes) answers.push(outcome.kind === "create" ? created(outcome.create) : answerOf(outcome, answers));
 
     // Events in the order the calls made them; a job's later events in this batch follow the first, written by this transaction.
     const committed: CommittedEvent[] = [];
@@ -250,6 +232,18 @@ export class JobWriter {
       committed.push({ event, xid, previousXid: event.revision === 1 ? null : first ? (previousXid.get(event.jobId) ?? null) : xid });
     }
     return { answers, committed };
+  }
+
+  /** The batch's one write statement, then the jobs that earlier requests made where a request_id inserted none. */
+  private async write(trx: QueryRunner, decision: BatchDecision, locked: ReadonlyMap<string, JobRecord>): Promise<WriteResult> {
+    const [{ xid, inserted: insertedIds }] = await query<{ xid: string; inserted: string[] }>(trx, WRITE_SQL, [
+      JSON.stringify(decision.changedJobs.map((job) => rowChanges(job, locked.get(job.id)))),
+      JSON.stringify(decision.creates.map(({ job, creatorKey, requestId }) => ({ ...job, creatorKey, requestId }))),
+      JSON.stringify(decision.events),
+    ]);
+    const inserted = new Set(insertedIds);
+    const earlier = await this.earlierRequests(trx, decision.creates.filter((create) => !inserted.has(create.job.id)));
+    return { xid: BigInt(xid), inserted, earlier };
   }
 
   private async earlierRequests(trx: QueryRunner, creates: readonly NewJobWrite[]): Promise<Map<string, JobRecord>> {
@@ -264,13 +258,25 @@ export class JobWriter {
   }
 }
 
+interface WriteResult {
+  /** The transaction's id. */
+  readonly xid: bigint;
+  /** The new jobs the insert wrote (a request_id used before inserts none). */
+  readonly inserted: ReadonlySet<string>;
+  /** The jobs earlier requests made, by requestKey, for the creates that inserted none. */
+  readonly earlier: ReadonlyMap<string, JobRecord>;
+}
+
+/** What a batch that changes nothing (only refusals and no-ops) has written. */
+const NOTHING_WRITTEN: WriteResult = { xid: 0n, inserted: new Set(), earlier: new Map() };
+
 interface Written {
   readonly answers: Settled<WriteAnswer>[];
   readonly committed: CommittedEvent[];
 }
 
 /** The answer of a call that is not a create (`answers`: those of the calls before it, for a repeated request_id). */
-function answerOf(outcome: CallOutcome, answers: readonly Settled<WriteAnswer>[]): Settled<WriteAnswer> {
+function answerOf(outcome: Exclude<CallOutcome, { kind: "create" }>, answers: readonly Settled<WriteAnswer>[]): Settled<WriteAnswer> {
   switch (outcome.kind) {
     case "refused":
       return { ok: false, error: outcome.error };
@@ -284,8 +290,6 @@ function answerOf(outcome: CallOutcome, answers: readonly Settled<WriteAnswer>[]
       const first = answers[outcome.as];
       return first.ok ? { ok: true, value: { job: (first.value as { job: JobRecord }).job, created: false } } : first;
     }
-    case "create":
-      throw new Error("a create is answered once its insert is known");
   }
 }
 
