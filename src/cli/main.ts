@@ -8,13 +8,6 @@ import { registerAdminCommands } from "./admin.js";
 import { EXIT, exitCodeFor } from "./exit-codes.js";
 import { registerServe } from "./serve-command.js";
 
-/**
- * Commands that work on the server's side (its process or its database). Run
- * alone they skip the client commands' modules (the RPC client, the generated
- * messages), a good part of a command's start-up.
- */
-const SERVER_SIDE_COMMANDS = new Set(["serve", "migrate", "tokens"]);
-
 const EXIT_CODES = `Exit codes:
   0  ok                          3  not found
   1  failure                     4  rejected: the job's state does not allow it, or a stale attempt
@@ -53,7 +46,10 @@ Examples:
     );
   registerServe(root);
   registerAdminCommands(root);
-  if (command === undefined || !SERVER_SIDE_COMMANDS.has(command)) {
+  // The commands registered so far work on the server's side (its process or its database).
+  // Run alone they skip the client commands' modules (the RPC client, the generated
+  // messages), a good part of a command's start-up.
+  if (command === undefined || !root.commands.some((registered) => registered.name() === command)) {
     const { registerClientCommands } = await import("./client.js");
     registerClientCommands(root);
   }
