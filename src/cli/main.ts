@@ -5,7 +5,7 @@
 import { Command, CommanderError } from "commander";
 import { launcherPid, whenLauncherGone } from "../launcher.js";
 import { registerAdminCommands } from "./admin.js";
-import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { EXIT, exitCodeFor, mayBeServerError } from "./exit-codes.js";
 import { registerServe } from "./serve-command.js";
 
 const EXIT_CODES = `Exit codes:
@@ -82,10 +82,12 @@ try {
 async function report(error: unknown, code: number): Promise<void> {
   // Commander has already said what was wrong (or printed the help that was asked for).
   if (error instanceof CommanderError) return;
-  const { ConnectError, reportServerError } = await import("./server-errors.js");
-  if (error instanceof ConnectError) {
-    reportServerError(error, serverOption());
-    return;
+  if (mayBeServerError(error)) {
+    const { isServerError, reportServerError } = await import("./server-errors.js");
+    if (isServerError(error)) {
+      reportServerError(error, serverOption());
+      return;
+    }
   }
   // Loaded only now: the configuration (and zod) is for serve, migrate and tokens, not client commands.
   const { ConfigError } = await import("../config.js");
