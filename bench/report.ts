@@ -13,7 +13,7 @@ import { JOBSCTL } from "./server.js";
 import { kib, mib, round } from "./stats.js";
 
 /** Which server code ran: the checkout's commit, and whether src/ had uncommitted changes (the build is of the working tree). */
-export function serverBuild(): { jobsctl: string; commit: string | null; uncommittedChangesInSrc: boolean | null } {
+function serverBuild(): { jobsctl: string; commit: string | null; uncommittedChangesInSrc: boolean | null } {
   const git = (...args: string[]) => spawnSync("git", args, { cwd: dirname(dirname(JOBSCTL)), encoding: "utf8" });
   const head = git("rev-parse", "--short", "HEAD");
   const dirty = git("status", "--porcelain", "--", "src");

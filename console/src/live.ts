@@ -7,7 +7,7 @@ import { isRetryable, type Problem, problemOf } from "./api.js";
 
 export type LiveState = "connecting" | "live" | "reconnecting" | "finished" | "stopped";
 
-export interface KeepOpenOptions {
+interface KeepOpenOptions {
   readonly signal: AbortSignal;
   /** Opens one stream and reads it to its end: "done" when nothing more will come, "again" to reopen. */
   readonly open: (signal: AbortSignal) => Promise<"done" | "again">;

@@ -24,7 +24,7 @@ const backoffMs = (failures: number) => Math.min(5_000, 250 * 2 ** (failures - 1
  * INTERNAL, a cut-off body UNKNOWN). Every status the service itself sends
  * carries an ErrorInfo, so one without is the connection's.
  */
-export function brokenStream(error: unknown): boolean {
+function brokenStream(error: unknown): boolean {
   if (!(error instanceof ConnectError)) return false;
   if (error.code === Code.Unavailable) return true;
   const madeUp = [Code.Canceled, Code.Unknown, Code.Internal, Code.Aborted].includes(error.code);
