@@ -19,7 +19,7 @@ export interface ServerProcess {
   /** The DevTools WebSocket URL when started with --inspect. */
   readonly inspectorUrl: string | null;
   /** Its write transactions and the calls they carried so far, from its /metrics. */
-  writeBatches(): Promise<{ batches: number; calls: number }>;
+  writeBatches(): Promise<{ transactions: number; calls: number }>;
   /** Stops it with SIGTERM (drain) and waits for the exit; resolves with its exit code. */
   stop(): Promise<number | null>;
 }
@@ -110,7 +110,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
         const line = text.split("\n").find((l) => l.startsWith(`${series} `));
         return line === undefined ? 0 : Number(line.slice(series.length + 1));
       };
-      return { batches: value("jobs_write_batch_calls_count"), calls: value("jobs_write_batch_calls_sum") };
+      return { transactions: value("jobs_write_batch_calls_count"), calls: value("jobs_write_batch_calls_sum") };
     },
     async stop() {
       stopping = true;
