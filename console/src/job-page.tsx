@@ -345,7 +345,7 @@ function Actions(props: { client: Jobs; access: Access; job: Job; onJob: (job: J
           {outcome.text}
         </p>
       )}
-      <Confirm open={asking !== null} call={asking} onClose={() => setAsking(null)} onYes={run}>
+      <Confirm call={asking} onClose={() => setAsking(null)} onYes={run}>
         {asking === "RequestJobCancellation" && (
           <div class="field">
             <label for="cancel-reason">Reason (optional)</label>
@@ -357,17 +357,18 @@ function Actions(props: { client: Jobs; access: Access; job: Job; onJob: (job: J
   );
 }
 
-/** A modal <dialog>: focus moves into it, Escape closes it, and nothing happens until its Yes. */
-function Confirm(props: { open: boolean; call: Call | null; onClose: () => void; onYes: (call: Call) => void; children: ComponentChildren }) {
+/** A modal <dialog>, open while a call is asked about: focus moves into it, Escape closes it, and nothing happens until its Yes. */
+function Confirm(props: { call: Call | null; onClose: () => void; onYes: (call: Call) => void; children: ComponentChildren }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const shown = useRef<Call | null>(null);
   if (props.call !== null) shown.current = props.call;
+  const open = props.call !== null;
   useEffect(() => {
     const d = dialog.current;
     if (!d) return;
-    if (props.open && !d.open) d.showModal();
-    if (!props.open && d.open) d.close();
-  }, [props.open]);
+    if (open && !d.open) d.showModal();
+    if (!open && d.open) d.close();
+  }, [open]);
   const call = shown.current;
   const text = call ? CONFIRM[call] : null;
   return (

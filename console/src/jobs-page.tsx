@@ -54,7 +54,6 @@ export function JobsPage({ client, access, filters, onFilters, onAuthLost }: Pro
   const [counts, setCounts] = useState<JobStateCount[] | null>(null);
   const [live, setLive] = useState<LiveState>("connecting");
   const [problem, setProblem] = useState<Problem | null>(null);
-  const [loaded, setLoaded] = useState(false);
 
   const pageToken = pageTokens[pageTokens.length - 1];
   const filter = useMemo(
@@ -85,7 +84,6 @@ export function JobsPage({ client, access, filters, onFilters, onAuthLost }: Pro
       setNextToken(page.nextPageToken);
       setCounts(counted.counts);
       setProblem(null);
-      setLoaded(true);
     } catch (error) {
       failed(error);
     }
@@ -125,6 +123,8 @@ export function JobsPage({ client, access, filters, onFilters, onAuthLost }: Pro
     };
   }, [client, filter]);
 
+  /** The first read has answered (counts and page come together). */
+  const loaded = counts !== null;
   const total = counts?.reduce((sum, c) => sum + (filters.states.length === 0 || filters.states.includes(c.state) ? c.count : 0n), 0n);
 
   return (
