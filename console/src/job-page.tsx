@@ -8,18 +8,9 @@ import { toJson, toJsonString } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import {
-  ExecutionCluster,
-  type Job,
-  type JobEvent,
-  JobEventType,
-  JobInputSchema,
-  JobResultSchema,
-  JobSchema,
-  JobState,
-} from "../../src/gen/jobs/v1/job_pb.js";
+import { type Job, type JobEvent, JobInputSchema, JobResultSchema, JobSchema, JobState } from "../../src/gen/jobs/v1/job_pb.js";
 import { type Access, describeProblem, type Jobs, type Problem, problemOf } from "./api.js";
-import { JsonView, label, MessageFields, orDash, principal, relative, stateName, time, typeName } from "./format.js";
+import { clusterName, eventTypeName, JsonView, label, MessageFields, orDash, principal, relative, stateName, time, typeName } from "./format.js";
 import { LIVE_TEXT } from "./jobs-page.js";
 import { keepOpen, type LiveState } from "./live.js";
 
@@ -154,7 +145,7 @@ export function JobPage({ client, access, jobId, onAuthLost }: Props) {
           {events.map((event) => (
             <li key={event.revision.toString()}>
               <span class="revision">#{event.revision.toString()}</span>{" "}
-              <strong>{eventTypeName(event)}</strong>{" "}
+              <strong>{eventTypeName(event.type)}</strong>{" "}
               <span>
                 {event.fromState === JobState.UNSPECIFIED ? "" : `${stateName(event.fromState)} → `}
                 {stateName(event.toState)}
@@ -167,8 +158,6 @@ export function JobPage({ client, access, jobId, onAuthLost }: Props) {
     </>
   );
 }
-
-const eventTypeName = (event: JobEvent) => JobEventType[event.type] ?? String(event.type);
 
 /** Seconds tick while the job holds a lease, so "expires in …" stays true. */
 function useNow(ticking: boolean): number {
@@ -196,7 +185,7 @@ function Summary({ job }: { job: Job }) {
     ["Cancellation reason", orDash(job.cancellationReason)],
     ["Data plane", orDash(job.dataPlaneId)],
     ["Compute pool", orDash(job.computePoolId)],
-    ["Execution cluster", ExecutionCluster[job.executionCluster] ?? String(job.executionCluster)],
+    ["Execution cluster", clusterName(job.executionCluster)],
     ["Lease span", job.leaseSeconds ? `${job.leaseSeconds} s` : "—"],
     ["Lease expires", lease ? `${time(lease)} (${relative(lease, now).replace(/ago$/, "ago: expired")})` : "— (no lease held)"],
     ["Created", time(job.createdAt)],
