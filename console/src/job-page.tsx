@@ -11,8 +11,7 @@ import { useEffect, useRef, useState } from "preact/hooks";
 import { type Job, type JobEvent, JobInputSchema, JobResultSchema, JobSchema, JobState } from "../../src/gen/jobs/v1/job_pb.js";
 import { type Access, describeProblem, type Jobs, type Problem, problemOf } from "./api.js";
 import { clusterName, eventTypeName, JsonView, label, MessageFields, orDash, principal, relative, stateName, time, typeName } from "./format.js";
-import { LIVE_TEXT } from "./jobs-page.js";
-import { keepOpen, type LiveState } from "./live.js";
+import { keepOpen, LIVE_TEXT, type LiveState } from "./live.js";
 
 interface Props {
   readonly client: Jobs;

@@ -11,7 +11,7 @@ import { JobState, JobType } from "../../src/gen/jobs/v1/job_pb.js";
 import type { JobStateCount } from "../../src/gen/jobs/v1/job_service_pb.js";
 import { type Access, describeProblem, type Jobs, type Problem, problemOf } from "./api.js";
 import { orDash, stateName, time, typeName } from "./format.js";
-import { coalesced, keepOpen, type LiveState } from "./live.js";
+import { coalesced, keepOpen, LIVE_TEXT, type LiveState } from "./live.js";
 
 export interface Filters {
   readonly states: readonly JobState[];
@@ -29,14 +29,6 @@ const REREAD_GAP_MS = 1000;
 
 const STATES = [JobState.PENDING, JobState.RUNNING, JobState.PENDING_CANCELLATION, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED];
 const TYPES = Object.values(JobType).filter((v): v is JobType => typeof v === "number" && v !== JobType.UNSPECIFIED);
-
-export const LIVE_TEXT: Record<LiveState, string> = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  finished: "Finished: no more changes will come",
-  stopped: "Not live",
-};
 
 interface Props {
   readonly client: Jobs;
