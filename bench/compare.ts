@@ -8,10 +8,8 @@ import { analyzeTables, openBenchDatabase } from "./database.js";
 import { Bench } from "./phases.js";
 import { type Plan, PLANS } from "./plans.js";
 import { machineFacts } from "./proc.js";
-import { createToken, JOBSCTL, type ServerProcess, startServer } from "./server.js";
+import { createToken, JOBSCTL, ROOT, type ServerProcess, startServer } from "./server.js";
 import { progress, round } from "./stats.js";
-
-const ROOT = join(import.meta.dirname, "..", "..");
 
 /**
  * --compare OTHER_JOBSCTL: this server (A) and another build (B, with

@@ -30,10 +30,8 @@ import { PLANS } from "./plans.js";
 import { machineFacts } from "./proc.js";
 import { type CpuProfile, formatSummary, summarizeProfile } from "./profile.js";
 import { buildReport, formatReport, type Report, serverOverrides } from "./report.js";
-import { createToken, JOBSCTL, type ServerProcess, startServer } from "./server.js";
+import { createToken, JOBSCTL, ROOT, type ServerProcess, startServer } from "./server.js";
 import { progress } from "./stats.js";
-
-const ROOT = join(import.meta.dirname, "..", "..");
 
 /**
  * The two servers of the executor phases share one database: without this,

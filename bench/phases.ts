@@ -78,7 +78,7 @@ export class Bench {
   }
 
   /** Adds a phase's error messages (and how often each came) to the run's. */
-  countErrors(messages: ReadonlyMap<string, number>, prefix = ""): void {
+  private countErrors(messages: ReadonlyMap<string, number>, prefix = ""): void {
     for (const [msg, n] of messages) this.errorMessages.set(prefix + msg, (this.errorMessages.get(prefix + msg) ?? 0) + n);
   }
 
@@ -162,12 +162,8 @@ export class Bench {
       for (const { server, target, name, batching } of servers) {
         const recorder = new Recorder();
         const service = await createServiceLoad(target, concurrency, recorder);
-        const counters = async () => {
-          const { batches, calls } = await server.writeBatches();
-          return { transactions: batches, calls };
-        };
         parts.push({
-          subject: { name: `${name} C=${concurrency}`, loads: [service.load], recorder, serverPid: server.pid, counters },
+          subject: { name: `${name} C=${concurrency}`, loads: [service.load], recorder, serverPid: server.pid, counters: () => server.writeBatches() },
           kind: "service",
           batching,
           close: service.close,
@@ -250,7 +246,7 @@ export class Bench {
   }
 }
 
-export function describePhase(p: PhaseResult): string {
+function describePhase(p: PhaseResult): string {
   const lat = ["CreateJob", "RunJob", "CompleteJob", "create", "run", "complete"]
     .filter((op) => p.latency[op])
     .map((op) => `${op} p50 ${p.latency[op].p50Ms} p99 ${p.latency[op].p99Ms} ms`)

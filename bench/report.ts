@@ -9,11 +9,11 @@ import type { MemoryResult } from "./memory.js";
 import type { Bench, PhaseResult } from "./phases.js";
 import type { Plan } from "./plans.js";
 import type { MachineFacts } from "./proc.js";
-import { JOBSCTL } from "./server.js";
+import { JOBSCTL, OWN_SETTINGS } from "./server.js";
 import { kib, mib, round } from "./stats.js";
 
 /** Which server code ran: the checkout's commit, and whether src/ had uncommitted changes (the build is of the working tree). */
-export function serverBuild(): { jobsctl: string; commit: string | null; uncommittedChangesInSrc: boolean | null } {
+function serverBuild(): { jobsctl: string; commit: string | null; uncommittedChangesInSrc: boolean | null } {
   const git = (...args: string[]) => spawnSync("git", args, { cwd: dirname(dirname(JOBSCTL)), encoding: "utf8" });
   const head = git("rev-parse", "--short", "HEAD");
   const dirty = git("status", "--porcelain", "--", "src");
@@ -24,9 +24,9 @@ export function serverBuild(): { jobsctl: string; commit: string | null; uncommi
   };
 }
 
-/** Server settings this run took from the environment (the server inherits it; the benchmark sets its own HOST, PORT, DATABASE_URL, LOG_LEVEL, JOBS_DATA_DIR, METRICS_PORT). */
+/** Server settings this run took from the environment (the server inherits it; the benchmark sets its OWN_SETTINGS itself). */
 export function serverOverrides(): string[] {
-  const own = new Set(["HOST", "PORT", "DATABASE_URL", "LOG_LEVEL", "JOBS_DATA_DIR", "METRICS_PORT"]);
+  const own = new Set<string>(OWN_SETTINGS);
   return Object.keys(VARIABLES)
     .filter((name) => !own.has(name) && process.env[name] !== undefined)
     .map((name) => `${name}=${process.env[name]}`);

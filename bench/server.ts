@@ -5,7 +5,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { freePort } from "../src/store/embedded-postgres.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
+/** The checkout (this file runs as dist/bench/server.js). */
+export const ROOT = join(import.meta.dirname, "..", "..");
 /** The server to measure: this checkout's, or another build's (A/B comparisons) named by JOBS_BENCH_JOBSCTL. */
 export const JOBSCTL = process.env.JOBS_BENCH_JOBSCTL?.trim() || join(ROOT, "bin", "jobsctl.js");
 
@@ -18,7 +19,7 @@ export interface ServerProcess {
   /** The DevTools WebSocket URL when started with --inspect. */
   readonly inspectorUrl: string | null;
   /** Its write transactions and the calls they carried so far, from its /metrics. */
-  writeBatches(): Promise<{ batches: number; calls: number }>;
+  writeBatches(): Promise<{ transactions: number; calls: number }>;
   /** Stops it with SIGTERM (drain) and waits for the exit; resolves with its exit code. */
   stop(): Promise<number | null>;
 }
@@ -34,21 +35,23 @@ export interface ServerOptions {
   readonly cwd?: string;
 }
 
+/** The server settings startServer sets itself, over the environment's (report.ts lists the others a run took from it). */
+export const OWN_SETTINGS = ["HOST", "PORT", "DATABASE_URL", "LOG_LEVEL", "JOBS_DATA_DIR", "METRICS_PORT"] as const;
+
 export async function startServer(options: ServerOptions): Promise<ServerProcess> {
   const port = await freePort();
   const metricsPort = await freePort();
+  const own: Record<(typeof OWN_SETTINGS)[number], string> = {
+    HOST: "127.0.0.1",
+    PORT: String(port),
+    DATABASE_URL: options.databaseUrl,
+    JOBS_DATA_DIR: options.dataDir,
+    LOG_LEVEL: "warn",
+    METRICS_PORT: String(metricsPort),
+  };
   const child = spawn(process.execPath, [options.jobsctl ?? JOBSCTL, "serve"], {
     cwd: options.cwd ?? ROOT,
-    env: {
-      ...process.env,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      DATABASE_URL: options.databaseUrl,
-      JOBS_DATA_DIR: options.dataDir,
-      LOG_LEVEL: "warn",
-      METRICS_PORT: String(metricsPort),
-      ...options.env,
-    },
+    env: { ...process.env, ...own, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logTail: string[] = [];
@@ -107,7 +110,7 @@ export async function startServer(options: ServerOptions): Promise<ServerProcess
         const line = text.split("\n").find((l) => l.startsWith(`${series} `));
         return line === undefined ? 0 : Number(line.slice(series.length + 1));
       };
-      return { batches: value("jobs_write_batch_calls_count"), calls: value("jobs_write_batch_calls_sum") };
+      return { transactions: value("jobs_write_batch_calls_count"), calls: value("jobs_write_batch_calls_sum") };
     },
     async stop() {
       stopping = true;

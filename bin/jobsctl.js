@@ -17,8 +17,9 @@ const bundledNode = join(root, "node_modules", "node", "bin", "node");
 const FORWARDED = ["SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"];
 
 if (major < 24 && existsSync(bundledNode)) {
-  // JOBSCTL_LAUNCHER_PID tells `serve` that its parent is this launcher: if it
-  // is killed outright (SIGKILL), the server notices and stops (src/lifecycle.ts).
+  // JOBSCTL_LAUNCHER_PID tells the command (any of them) that its parent is this
+  // launcher: if it is killed outright (SIGKILL), the command notices and stops;
+  // `serve` drains (src/lifecycle.ts), the others end as on SIGTERM (src/cli/main.ts).
   const child = spawn(bundledNode, process.argv.slice(1), {
     stdio: "inherit",
     env: { ...process.env, JOBSCTL_LAUNCHER_PID: String(process.pid) },

@@ -6,7 +6,6 @@
 
 import { execFileSync, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +13,16 @@ import { fileURLToPath } from "node:url";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const RUNS = Number(process.env.RUNS ?? 7);
 const STARTS = Number(process.env.STARTS ?? 3);
+
+// npm runs this script with the checkout's Node first on PATH; the commands timed here are what a
+// person types in a shell, where `npx` and `npm` are the system's (and find that Node themselves).
+const shellPath = (process.env.PATH ?? "").split(":").filter((dir) => !dir.includes(join(root, "node_modules"))).join(":");
+// npm's own variables (npm_config_*, npm_lifecycle_event …) would change how the inner npm behaves.
+const asShell = (env) => Object.fromEntries(Object.entries({ ...env, PATH: shellPath }).filter(([key]) => !/^npm_|^INIT_CWD$|^NODE$/.test(key)));
+
+// Built first: the free-port probe below is the server's own, from dist/.
+execFileSync("npm", ["run", "-s", "build"], { cwd: root, env: asShell(process.env), stdio: "inherit" });
+const { freePort } = await import("../dist/src/store/embedded-postgres.js");
 
 const dataDir = mkdtempSync(join(tmpdir(), "jobs-startup-"));
 chmodSync(dataDir, 0o755); // embedded PostgreSQL runs as the postgres user
@@ -26,14 +35,9 @@ const env = {
   JOBS_SERVER: `http://127.0.0.1:${port}`,
 };
 delete env.METRICS_PORT;
-// npm runs this script with the checkout's Node first on PATH; the commands timed here are what a
-// person types in a shell, where `npx` and `npm` are the system's (and find that Node themselves).
-const shellPath = (process.env.PATH ?? "").split(":").filter((dir) => !dir.includes(join(root, "node_modules"))).join(":");
-// npm's own variables (npm_config_*, npm_lifecycle_event …) would change how the inner npm behaves.
-const shellEnv = Object.fromEntries(Object.entries({ ...env, PATH: shellPath }).filter(([key]) => !/^npm_|^INIT_CWD$|^NODE$/.test(key)));
+const shellEnv = asShell(env);
 
 try {
-  execFileSync("npm", ["run", "-s", "build"], { cwd: root, env: shellEnv, stdio: "inherit" });
   // The first start creates the cluster (initdb); it is not what this measures.
   await stop(await startServer());
   const starts = [];
@@ -105,13 +109,4 @@ function report(name, times) {
   const median = sorted[Math.floor(sorted.length / 2)];
   const fmt = (ms) => `${Math.round(ms)} ms`;
   console.log(`${name.padEnd(48)} median ${fmt(median).padStart(7)}   (min ${fmt(sorted[0])}, max ${fmt(sorted.at(-1))}, ${times.length} runs)`);
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -8,10 +8,12 @@ import type { DescEnum, DescField, DescMessage } from "@bufbuild/protobuf";
 import { type JsonValue, toJson } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { ComponentChildren } from "preact";
-import { JobState, JobType, type Principal, PrincipalType } from "../../src/gen/jobs/v1/job_pb.js";
+import { ExecutionCluster, JobEventType, JobState, JobType, type Principal, PrincipalType } from "../../src/gen/jobs/v1/job_pb.js";
 
 export const stateName = (state: JobState): string => JobState[state] ?? String(state);
 export const typeName = (type: JobType): string => JobType[type] ?? String(type);
+export const eventTypeName = (type: JobEventType): string => JobEventType[type] ?? String(type);
+export const clusterName = (cluster: ExecutionCluster): string => ExecutionCluster[cluster] ?? String(cluster);
 
 /** A point in time as `2026-12-04 17:03:05Z` (UTC, to the second), or an em dash when unset. */
 export function time(ts: Timestamp | undefined): string {

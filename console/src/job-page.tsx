@@ -8,20 +8,10 @@ import { toJson, toJsonString } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import {
-  ExecutionCluster,
-  type Job,
-  type JobEvent,
-  JobEventType,
-  JobInputSchema,
-  JobResultSchema,
-  JobSchema,
-  JobState,
-} from "../../src/gen/jobs/v1/job_pb.js";
+import { type Job, type JobEvent, JobInputSchema, JobResultSchema, JobSchema, JobState } from "../../src/gen/jobs/v1/job_pb.js";
 import { type Access, describeProblem, type Jobs, type Problem, problemOf } from "./api.js";
-import { JsonView, label, MessageFields, orDash, principal, relative, stateName, time, typeName } from "./format.js";
-import { LIVE_TEXT } from "./jobs-page.js";
-import { keepOpen, type LiveState } from "./live.js";
+import { clusterName, eventTypeName, JsonView, label, MessageFields, orDash, principal, relative, stateName, time, typeName } from "./format.js";
+import { keepOpen, LIVE_TEXT, type LiveState } from "./live.js";
 
 interface Props {
   readonly client: Jobs;
@@ -154,7 +144,7 @@ export function JobPage({ client, access, jobId, onAuthLost }: Props) {
           {events.map((event) => (
             <li key={event.revision.toString()}>
               <span class="revision">#{event.revision.toString()}</span>{" "}
-              <strong>{eventTypeName(event)}</strong>{" "}
+              <strong>{eventTypeName(event.type)}</strong>{" "}
               <span>
                 {event.fromState === JobState.UNSPECIFIED ? "" : `${stateName(event.fromState)} → `}
                 {stateName(event.toState)}
@@ -167,8 +157,6 @@ export function JobPage({ client, access, jobId, onAuthLost }: Props) {
     </>
   );
 }
-
-const eventTypeName = (event: JobEvent) => JobEventType[event.type] ?? String(event.type);
 
 /** Seconds tick while the job holds a lease, so "expires in …" stays true. */
 function useNow(ticking: boolean): number {
@@ -196,7 +184,7 @@ function Summary({ job }: { job: Job }) {
     ["Cancellation reason", orDash(job.cancellationReason)],
     ["Data plane", orDash(job.dataPlaneId)],
     ["Compute pool", orDash(job.computePoolId)],
-    ["Execution cluster", ExecutionCluster[job.executionCluster] ?? String(job.executionCluster)],
+    ["Execution cluster", clusterName(job.executionCluster)],
     ["Lease span", job.leaseSeconds ? `${job.leaseSeconds} s` : "—"],
     ["Lease expires", lease ? `${time(lease)} (${relative(lease, now).replace(/ago$/, "ago: expired")})` : "— (no lease held)"],
     ["Created", time(job.createdAt)],
@@ -345,7 +333,7 @@ function Actions(props: { client: Jobs; access: Access; job: Job; onJob: (job: J
           {outcome.text}
         </p>
       )}
-      <Confirm open={asking !== null} call={asking} onClose={() => setAsking(null)} onYes={run}>
+      <Confirm call={asking} onClose={() => setAsking(null)} onYes={run}>
         {asking === "RequestJobCancellation" && (
           <div class="field">
             <label for="cancel-reason">Reason (optional)</label>
@@ -357,17 +345,18 @@ function Actions(props: { client: Jobs; access: Access; job: Job; onJob: (job: J
   );
 }
 
-/** A modal <dialog>: focus moves into it, Escape closes it, and nothing happens until its Yes. */
-function Confirm(props: { open: boolean; call: Call | null; onClose: () => void; onYes: (call: Call) => void; children: ComponentChildren }) {
+/** A modal <dialog>, open while a call is asked about: focus moves into it, Escape closes it, and nothing happens until its Yes. */
+function Confirm(props: { call: Call | null; onClose: () => void; onYes: (call: Call) => void; children: ComponentChildren }) {
   const dialog = useRef<HTMLDialogElement>(null);
   const shown = useRef<Call | null>(null);
   if (props.call !== null) shown.current = props.call;
+  const open = props.call !== null;
   useEffect(() => {
     const d = dialog.current;
     if (!d) return;
-    if (props.open && !d.open) d.showModal();
-    if (!props.open && d.open) d.close();
-  }, [props.open]);
+    if (open && !d.open) d.showModal();
+    if (!open && d.open) d.close();
+  }, [open]);
   const call = shown.current;
   const text = call ? CONFIRM[call] : null;
   return (

@@ -11,7 +11,7 @@ import { JobState, JobType } from "../../src/gen/jobs/v1/job_pb.js";
 import type { JobStateCount } from "../../src/gen/jobs/v1/job_service_pb.js";
 import { type Access, describeProblem, type Jobs, type Problem, problemOf } from "./api.js";
 import { orDash, stateName, time, typeName } from "./format.js";
-import { coalesced, keepOpen, type LiveState } from "./live.js";
+import { coalesced, keepOpen, LIVE_TEXT, type LiveState } from "./live.js";
 
 export interface Filters {
   readonly states: readonly JobState[];
@@ -30,14 +30,6 @@ const REREAD_GAP_MS = 1000;
 const STATES = [JobState.PENDING, JobState.RUNNING, JobState.PENDING_CANCELLATION, JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED];
 const TYPES = Object.values(JobType).filter((v): v is JobType => typeof v === "number" && v !== JobType.UNSPECIFIED);
 
-export const LIVE_TEXT: Record<LiveState, string> = {
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  finished: "Finished: no more changes will come",
-  stopped: "Not live",
-};
-
 interface Props {
   readonly client: Jobs;
   readonly access: Access;
@@ -54,7 +46,6 @@ export function JobsPage({ client, access, filters, onFilters, onAuthLost }: Pro
   const [counts, setCounts] = useState<JobStateCount[] | null>(null);
   const [live, setLive] = useState<LiveState>("connecting");
   const [problem, setProblem] = useState<Problem | null>(null);
-  const [loaded, setLoaded] = useState(false);
 
   const pageToken = pageTokens[pageTokens.length - 1];
   const filter = useMemo(
@@ -85,7 +76,6 @@ export function JobsPage({ client, access, filters, onFilters, onAuthLost }: Pro
       setNextToken(page.nextPageToken);
       setCounts(counted.counts);
       setProblem(null);
-      setLoaded(true);
     } catch (error) {
       failed(error);
     }
@@ -125,6 +115,8 @@ export function JobsPage({ client, access, filters, onFilters, onAuthLost }: Pro
     };
   }, [client, filter]);
 
+  /** The first read has answered (counts and page come together). */
+  const loaded = counts !== null;
   const total = counts?.reduce((sum, c) => sum + (filters.states.length === 0 || filters.states.includes(c.state) ? c.count : 0n), 0n);
 
   return (

@@ -7,7 +7,16 @@ import { isRetryable, type Problem, problemOf } from "./api.js";
 
 export type LiveState = "connecting" | "live" | "reconnecting" | "finished" | "stopped";
 
-export interface KeepOpenOptions {
+/** How each state reads in a page's live indicator. */
+export const LIVE_TEXT: Record<LiveState, string> = {
+  connecting: "Connecting…",
+  live: "Live",
+  reconnecting: "Reconnecting…",
+  finished: "Finished: no more changes will come",
+  stopped: "Not live",
+};
+
+interface KeepOpenOptions {
   readonly signal: AbortSignal;
   /** Opens one stream and reads it to its end: "done" when nothing more will come, "again" to reopen. */
   readonly open: (signal: AbortSignal) => Promise<"done" | "again">;

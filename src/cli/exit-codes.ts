@@ -39,13 +39,21 @@ export async function exitCodeFor(error: unknown): Promise<number> {
     return COMMANDER_OK.has(error.code) || (error.code === "commander.help" && error.exitCode === 0) ? EXIT.ok : EXIT.usage;
   }
   if (error instanceof DomainError && error.kind === "unavailable") return EXIT.unavailable;
-  const { ConnectError, exitCodeForServerError } = await import("./server-errors.js");
-  if (!(error instanceof ConnectError)) {
-    // serve, migrate and tokens: bad configuration, an unreachable database. Loaded only on
-    // this path, so client commands start without the configuration and store modules.
-    const [{ ConfigError }, { isConnectionError }] = await Promise.all([import("../config.js"), import("../store/sql.js")]);
-    if (error instanceof ConfigError) return EXIT.usage;
-    return isConnectionError(error) ? EXIT.unavailable : EXIT.failure;
+  if (mayBeServerError(error)) {
+    const { isServerError, exitCodeForServerError } = await import("./server-errors.js");
+    if (isServerError(error)) return exitCodeForServerError(error);
   }
-  return exitCodeForServerError(error);
+  // serve, migrate and tokens: bad configuration, an unreachable database. Loaded only on
+  // this path, so client commands start without the configuration and store modules.
+  const [{ ConfigError }, { isConnectionError }] = await Promise.all([import("../config.js"), import("../store/sql.js")]);
+  if (error instanceof ConfigError) return EXIT.usage;
+  return isConnectionError(error) ? EXIT.unavailable : EXIT.failure;
+}
+
+/**
+ * A cheap first test for a server's answer: every ConnectError carries this name, so
+ * only then is server-errors.ts (Connect, protobuf, the generated ErrorInfo) worth loading.
+ */
+export function mayBeServerError(error: unknown): boolean {
+  return error instanceof Error && error.name === "ConnectError";
 }

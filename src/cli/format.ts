@@ -100,6 +100,6 @@ export function eventRow(event: JobEvent): string[] {
 /** One event on its own line, for output that streams (watch): fixed widths instead of a table. */
 export function eventLine(event: JobEvent): string {
   const [rev, at, type, from, to, by] = eventRow(event);
-  const transition = from === "-" ? `-> ${to}` : `${from} -> ${to}`;
+  const transition = event.fromState === JobState.UNSPECIFIED ? `-> ${to}` : `${from} -> ${to}`;
   return `rev ${rev.padEnd(3)}  ${at}  ${type.padEnd(22)}  ${transition}${by ? `  by ${by}` : ""}`;
 }

@@ -5,15 +5,8 @@
 import { Command, CommanderError } from "commander";
 import { launcherPid, whenLauncherGone } from "../launcher.js";
 import { registerAdminCommands } from "./admin.js";
-import { EXIT, exitCodeFor } from "./exit-codes.js";
+import { EXIT, exitCodeFor, mayBeServerError } from "./exit-codes.js";
 import { registerServe } from "./serve-command.js";
-
-/**
- * Commands that work on the server's side (its process or its database). Run
- * alone they skip the client commands' modules (the RPC client, the generated
- * messages), a good part of a command's start-up.
- */
-const SERVER_SIDE_COMMANDS = new Set(["serve", "migrate", "tokens"]);
 
 const EXIT_CODES = `Exit codes:
   0  ok                          3  not found
@@ -53,7 +46,10 @@ Examples:
     );
   registerServe(root);
   registerAdminCommands(root);
-  if (command === undefined || !SERVER_SIDE_COMMANDS.has(command)) {
+  // The commands registered so far work on the server's side (its process or its database).
+  // Run alone they skip the client commands' modules (the RPC client, the generated
+  // messages), a good part of a command's start-up.
+  if (command === undefined || !root.commands.some((registered) => registered.name() === command)) {
     const { registerClientCommands } = await import("./client.js");
     registerClientCommands(root);
   }
@@ -86,10 +82,12 @@ try {
 async function report(error: unknown, code: number): Promise<void> {
   // Commander has already said what was wrong (or printed the help that was asked for).
   if (error instanceof CommanderError) return;
-  const { ConnectError, reportServerError } = await import("./server-errors.js");
-  if (error instanceof ConnectError) {
-    reportServerError(error, serverOption());
-    return;
+  if (mayBeServerError(error)) {
+    const { isServerError, reportServerError } = await import("./server-errors.js");
+    if (isServerError(error)) {
+      reportServerError(error, serverOption());
+      return;
+    }
   }
   // Loaded only now: the configuration (and zod) is for serve, migrate and tokens, not client commands.
   const { ConfigError } = await import("../config.js");

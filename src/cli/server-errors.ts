@@ -6,7 +6,10 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { EXIT } from "./exit-codes.js";
 
-export { ConnectError };
+/** The precise test behind exit-codes.ts's mayBeServerError. */
+export function isServerError(error: unknown): error is ConnectError {
+  return error instanceof ConnectError;
+}
 
 export function exitCodeForServerError(error: ConnectError): number {
   switch (error.code) {
@@ -27,7 +30,6 @@ export function exitCodeForServerError(error: ConnectError): number {
       return EXIT.failure;
   }
 }
-
 
 /** Writes the refusal and, where one helps, what to do, to stderr. */
 export function reportServerError(error: ConnectError, server: string | undefined): void {

@@ -4,6 +4,7 @@
 // "Watching a job, and resuming"), so nothing is missed or printed twice. It
 // keeps trying, with backoff, until the job ends, Ctrl-C, or --timeout.
 
+import { setTimeout as delay } from "node:timers/promises";
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { FINISHED_STATES, type JobStateName } from "../domain/states.js";
@@ -23,7 +24,7 @@ const backoffMs = (failures: number) => Math.min(5_000, 250 * 2 ** (failures - 1
  * INTERNAL, a cut-off body UNKNOWN). Every status the service itself sends
  * carries an ErrorInfo, so one without is the connection's.
  */
-export function brokenStream(error: unknown): boolean {
+function brokenStream(error: unknown): boolean {
   if (!(error instanceof ConnectError)) return false;
   if (error.code === Code.Unavailable) return true;
   const madeUp = [Code.Canceled, Code.Unknown, Code.Internal, Code.Aborted].includes(error.code);
@@ -89,15 +90,11 @@ export async function watchJob(client: JobsClient, jobId: string, after: bigint,
   }
 }
 
-/** Waits `ms`, or less if `signal` aborts first. */
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-  });
+/** Waits `ms`, or less if `signal` aborts first (the caller then finds it aborted). */
+async function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  try {
+    await delay(ms, undefined, { signal });
+  } catch (error) {
+    if (!signal?.aborted) throw error;
+  }
 }
