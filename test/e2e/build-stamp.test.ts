@@ -2,7 +2,8 @@
 // changed: run as npm runs it, on a small checkout of its own (the script
 // finds the checkout from where it lies), with file times set by the test.
 // Any file counts as an input, except outputs (node_modules, dist, dot-folders
-// such as .data); a changed, new or removed input means a build is due.
+// such as .data) and, in a git checkout, what git ignores; a changed, new or
+// removed input means a build is due.
 
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
@@ -77,4 +78,15 @@ test("a build that failed (begun, never ended) leaves the last stamp, and the ch
   file("src/main.ts", -5);
   expect(stamp("begin").code).toBe(0); // the compiler then fails: no "end"
   expect(stamp("fresh").code).toBe(1);
+});
+
+test("in a git checkout, what git ignores is no input (logs, a client's build), and what it would add still is", () => {
+  const git = (...args: string[]) => expect(spawnSync("git", args, { cwd: root, encoding: "utf8" }).status).toBe(0);
+  git("init", "-q");
+  writeFileSync(join(root, ".gitignore"), "*.log\nclients/python/build/\n");
+  build();
+  for (const path of ["server.log", "clients/python/build/lib/jobs.py"]) file(path, -5);
+  expect(stamp("fresh")).toEqual({ code: 0, stderr: "" });
+  file("src/extra.ts", 3600);
+  expect(stamp("fresh")).toEqual({ code: 1, stderr: "building: src/extra.ts is new since the last build\n" });
 });
