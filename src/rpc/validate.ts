@@ -1,6 +1,7 @@
 // Request validation that needs no job (docs/contract.md §4: after auth and scope, before
 // visibility). Each check names the field and says what would be accepted.
 
+import { containsToken } from "../auth/tokens.js";
 import { FieldTooLarge, InvalidArgument, PermissionDenied } from "../domain/errors.js";
 import type { JsonValue } from "../domain/job.js";
 import { MAX_TEXT_CHARACTERS, payloadBytes } from "../domain/job-size.js";
@@ -204,9 +205,6 @@ function names(enumObject: object, prefix: string): string {
 
 /** A value to quote in a message (which is also logged): short, and never a bearer token pasted by mistake. */
 export function clip(value: string): string {
-  if (TOKEN_LIKE.test(value)) return "(a bearer token, not shown: tokens go in the authorization header)";
+  if (containsToken(value)) return "(a bearer token, not shown: tokens go in the authorization header)";
   return value.length > 64 ? `${value.slice(0, 64)}…` : value;
 }
-
-/** Something that holds a token of ours (jobs_ and 43 base64url characters). */
-const TOKEN_LIKE = /jobs_[A-Za-z0-9_-]{43}/;
