@@ -27,8 +27,6 @@ import { createHealthService, HealthState } from "./rpc/health.js";
 import { errorInterceptor, InFlight, outcomeInterceptor } from "./rpc/interceptors.js";
 import { createJobService } from "./rpc/job-service.js";
 import { createReflectionServices, describedFiles } from "./rpc/reflection.js";
-import { COMPRESSIONS } from "./rpc/transport/compression.js";
-import { createRequestGate } from "./rpc/transport/gate.js";
 import { connectionLimits, type Listener, listen } from "./rpc/transport/listener.js";
 import { createRpcHandler, rpcService } from "./rpc/transport/rpc-handler.js";
 import { DatabaseProbe } from "./store/database-probe.js";
@@ -177,12 +175,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         rpcService(reflectionV1alpha.ServerReflection, reflection.v1alpha),
       ],
       interceptors: [inFlight.interceptor, outcomeInterceptor, errorInterceptor(log)],
-      gate: createRequestGate({
-        authenticate: (authorization) => authenticator.authenticate(authorization),
-        compressions: COMPRESSIONS,
-        maxMessageBytes: config.maxMessageBytes,
-        log,
-      }),
+      authenticate: (authorization) => authenticator.authenticate(authorization),
       maxMessageBytes: config.maxMessageBytes,
       shutdownSignal: drain.signal,
       grpcUnaryFastPath: config.grpcUnaryFastPath,

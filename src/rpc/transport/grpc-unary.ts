@@ -28,7 +28,7 @@ import { type Compression, COMPRESS_MIN_BYTES, COMPRESSIONS } from "./compressio
 import { type NodeHandler, onResponseClosed, pathOf, stopUnreadBodyAfterAnswer, unanswered } from "./exchange.js";
 import { requestBodyKey, requestMessageKey } from "./gate.js";
 import { RequestBody } from "./request-body.js";
-import type { RpcOptions } from "./rpc-handler.js";
+import type { RpcSetup } from "./rpc-handler.js";
 
 /** A unary method and its implementation, as registered with the router. */
 interface UnaryMethod {
@@ -49,7 +49,7 @@ export function isPlainGrpcUnary(method: string, httpVersionMajor: number, heade
 }
 
 /** `next`, except that the plain unary gRPC calls among its requests are served here. */
-export function withGrpcUnaryFastPath(next: NodeHandler, options: RpcOptions): NodeHandler {
+export function withGrpcUnaryFastPath(next: NodeHandler, options: RpcSetup): NodeHandler {
   const unary = new Map<string, UnaryMethod>();
   for (const { service, implementation } of options.services) {
     for (const spec of Object.values(createServiceImplSpec(service, implementation).methods)) {
@@ -64,7 +64,7 @@ export function withGrpcUnaryFastPath(next: NodeHandler, options: RpcOptions): N
   };
 }
 
-async function serve(entry: UnaryMethod, request: http2.Http2ServerRequest, response: http2.Http2ServerResponse, options: RpcOptions): Promise<void> {
+async function serve(entry: UnaryMethod, request: http2.Http2ServerRequest, response: http2.Http2ServerResponse, options: RpcSetup): Promise<void> {
   const timeout = parseTimeout(headerValue(request.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
   const context = new UnaryCallContext(entry, request, timeout.timeoutMs);
   stopUnreadBodyAfterAnswer(request, response);
