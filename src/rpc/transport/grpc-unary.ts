@@ -25,9 +25,8 @@ import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connec
 import { noteOutcome } from "../call-log.js";
 import { internalError, SIGNAL_CANCELLED, SIGNAL_DEADLINE_EXCEEDED, toConnectError } from "../errors.js";
 import { type Compression, COMPRESS_MIN_BYTES, COMPRESSIONS } from "./compression.js";
-import { type NodeHandler, onResponseClosed, pathOf, stopUnreadBodyAfterAnswer, unanswered } from "./exchange.js";
-import { requestBodyKey, requestMessageKey } from "./gate.js";
-import { RequestBody } from "./request-body.js";
+import { beginCall, type NodeHandler, pathOf, unanswered } from "./exchange.js";
+import { requestMessageKey } from "./gate.js";
 import type { RpcSetup } from "./rpc-handler.js";
 
 /** A unary method and its implementation, as registered with the router. */
@@ -67,9 +66,7 @@ export function withGrpcUnaryFastPath(next: NodeHandler, options: RpcSetup): Nod
 async function serve(entry: UnaryMethod, request: http2.Http2ServerRequest, response: http2.Http2ServerResponse, options: RpcSetup): Promise<void> {
   const timeout = parseTimeout(headerValue(request.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
   const context = new UnaryCallContext(entry, request, timeout.timeoutMs);
-  stopUnreadBodyAfterAnswer(request, response);
-  context.values.set(requestBodyKey, new RequestBody(request));
-  onResponseClosed(response, (answered) => options.callLog.closed(context.values, answered));
+  beginCall(request, response, context.values, options.callLog);
   // A reset by the client ends the call's signal (as in connect-node); a call that ends normally costs nothing here.
   const onAborted = () => context.abort(SIGNAL_CANCELLED);
   request.once("aborted", onAborted);

@@ -14,10 +14,9 @@ import { createConnectRouter, createContextValues, type Interceptor, type Servic
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { CallLog } from "../call-log.js";
 import { COMPRESS_MIN_BYTES, COMPRESSIONS } from "./compression.js";
-import { type NodeHandler, type NodeRequest, type NodeResponse, onResponseClosed, pathOf, stopUnreadBodyAfterAnswer, unanswered } from "./exchange.js";
-import { createRequestGate, type GateOptions, type RequestGate, requestBodyKey, requestMessageInterceptor } from "./gate.js";
+import { beginCall, type NodeHandler, type NodeRequest, type NodeResponse, pathOf, unanswered } from "./exchange.js";
+import { createRequestGate, type GateOptions, type RequestGate, requestMessageInterceptor } from "./gate.js";
 import { withGrpcUnaryFastPath } from "./grpc-unary.js";
-import { RequestBody } from "./request-body.js";
 import { BINARY_READ, JSON_READ } from "./request-message.js";
 
 /** A service and its implementation, as registered with the router. */
@@ -74,10 +73,8 @@ function connectHandler(options: RpcSetup): NodeHandler {
   return (request, response) => {
     const handler = handlers.get(pathOf(request));
     if (handler === undefined) return (options.otherPaths ?? notFound)(request, response);
-    stopUnreadBodyAfterAnswer(request, response);
-    const body = new RequestBody(request);
-    const values = createContextValues().set(requestBodyKey, body);
-    onResponseClosed(response, (answered) => options.callLog.closed(values, answered));
+    const values = createContextValues();
+    const body = beginCall(request, response, values, options.callLog);
     const universal = { ...universalRequestFromNodeRequest(request as never, response as never, undefined, values), body };
     // The gate checks the body's announced length (RequestBody.announcedLength); Connect may read a stand-in of another length.
     universal.header.delete("content-length");
