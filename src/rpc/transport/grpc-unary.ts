@@ -38,6 +38,9 @@ interface UnaryMethod {
 
 const GRPC_BINARY = /^application\/grpc(\+proto)?$/i;
 
+/** The encodings a response may be compressed with, as compressionNegotiate takes them. */
+const ACCEPTED = [...COMPRESSIONS];
+
 /** Whether this path serves a request with these headers: gRPC, binary, over HTTP/2, request messages not compressed. */
 export function isPlainGrpcUnary(method: string, httpVersionMajor: number, headers: http2.IncomingHttpHeaders): boolean {
   if (method !== "POST" || httpVersionMajor !== 2) return false;
@@ -70,7 +73,7 @@ async function serve(entry: UnaryMethod, request: http2.Http2ServerRequest, resp
   // A reset by the client ends the call's signal (as in connect-node); a call that ends normally costs nothing here.
   const onAborted = () => context.abort(SIGNAL_CANCELLED);
   request.once("aborted", onAborted);
-  const compression = compressionNegotiate([...COMPRESSIONS], null, headerValue(request.headers["grpc-accept-encoding"]), "grpc-accept-encoding").response;
+  const compression = compressionNegotiate(ACCEPTED, null, headerValue(request.headers["grpc-accept-encoding"]), "grpc-accept-encoding").response;
   if (compression !== null) context.responseHeader.set("grpc-encoding", compression.name);
 
   let body: Uint8Array | null = null;
