@@ -115,7 +115,7 @@ function send(res: NodeResponse, status: number, headers: Record<string, string>
 }
 
 /** dist/console beside this module's dist/src (built), or under the checkout (run from src/ by the tests). */
-export function builtConsoleDir(): string {
+function builtConsoleDir(): string {
   let dir = import.meta.dirname;
   while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
   return join(dir, "dist", "console");

@@ -43,7 +43,7 @@ export interface GateOptions {
 
 /** Scopes per JobService method: reads need jobs:read, everything else jobs:write. */
 const READ_METHODS: ReadonlySet<string> = new Set(["GetJob", "ListJobs", "CountJobs", "ListJobEvents", "WatchJob", "WatchJobs"]);
-export function scopeFor(method: string): Scope {
+function scopeFor(method: string): Scope {
   return READ_METHODS.has(method) ? "jobs:read" : "jobs:write";
 }
 

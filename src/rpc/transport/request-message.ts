@@ -24,8 +24,8 @@ import type { RequestBody } from "./request-body.js";
 import type { Compression } from "./compression.js";
 
 /** How deep a message may nest (protobuf-es's own default), and how many values a JSON body may hold. */
-export const DECODE_DEPTH = 100;
-export const JSON_VALUES = 100_000;
+const DECODE_DEPTH = 100;
+const JSON_VALUES = 100_000;
 
 /** The read options for both formats: also what Connect is given for the calls it decodes itself. */
 export const BINARY_READ = { readUnknownFields: false, recursionLimit: DECODE_DEPTH } as const;
@@ -236,7 +236,7 @@ function decodeJson<Desc extends DescMessage>(input: Desc, bytes: Uint8Array, ca
  * over its bytes, outside strings; what is not JSON at all is left to
  * JSON.parse.
  */
-export function jsonOverBounds(bytes: Uint8Array): string | null {
+function jsonOverBounds(bytes: Uint8Array): string | null {
   let depth = 0;
   let values = 1;
   let inString = false;
