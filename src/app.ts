@@ -27,8 +27,6 @@ import { createHealthService, HealthState } from "./rpc/health.js";
 import { errorInterceptor, InFlight, outcomeInterceptor } from "./rpc/interceptors.js";
 import { createJobService } from "./rpc/job-service.js";
 import { createReflectionServices, describedFiles } from "./rpc/reflection.js";
-import { COMPRESSIONS } from "./rpc/transport/compression.js";
-import { createRequestGate } from "./rpc/transport/gate.js";
 import { connectionLimits, type Listener, listen } from "./rpc/transport/listener.js";
 import { createRpcHandler, rpcService } from "./rpc/transport/rpc-handler.js";
 import { DatabaseProbe } from "./store/database-probe.js";
@@ -177,12 +175,7 @@ export async function startApp(config: Config, log: Logger, options: StartOption
         rpcService(reflectionV1alpha.ServerReflection, reflection.v1alpha),
       ],
       interceptors: [inFlight.interceptor, outcomeInterceptor, errorInterceptor(log)],
-      gate: createRequestGate({
-        authenticate: (authorization) => authenticator.authenticate(authorization),
-        compressions: COMPRESSIONS,
-        maxMessageBytes: config.maxMessageBytes,
-        log,
-      }),
+      authenticate: (authorization) => authenticator.authenticate(authorization),
       maxMessageBytes: config.maxMessageBytes,
       shutdownSignal: drain.signal,
       grpcUnaryFastPath: config.grpcUnaryFastPath,
@@ -230,12 +223,11 @@ export async function startApp(config: Config, log: Logger, options: StartOption
       metrics.collectProcessMetrics();
       const metricsServer = await serveMetrics(metrics, config.metricsHost, config.metricsPort);
       cleanups.unshift(() => new Promise((resolve) => metricsServer.close(resolve)));
-      const metricsHost = config.metricsHost.includes(":") ? `[${config.metricsHost}]` : config.metricsHost;
-      log.info("metrics", { url: `http://${metricsHost}:${config.metricsPort}/metrics` });
+      log.info("metrics", { url: `http://${urlHost(config.metricsHost)}:${config.metricsPort}/metrics` });
     }
 
     const scheme = config.tlsCert ? "https" : "http";
-    const url = `${scheme}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${listener.port}`;
+    const url = `${scheme}://${urlHost(config.host)}:${listener.port}`;
     log.info("serving", { url, protocols: ["grpc", "grpc-web", "connect"], embeddedDatabase: embedded !== null });
 
     let stopping: Promise<void> | null = null;
@@ -311,13 +303,16 @@ function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/** A host as a URL writes it: an IPv6 address in brackets. */
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms).unref());
 
 async function runCleanups(cleanups: Array<() => Promise<unknown>>, log: Logger): Promise<void> {
   for (const cleanup of cleanups) {
-    await cleanup().catch((error) =>
-      log.warn("error while stopping", { error: error instanceof Error ? error.message : String(error) }),
-    );
+    await cleanup().catch((error) => log.warn("error while stopping", { error: describeError(error) }));
   }
 }
 

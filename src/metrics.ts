@@ -169,14 +169,7 @@ export class Metrics {
 
   /** Open client connections, read at scrape time. */
   connections(read: () => number): void {
-    new Gauge({
-      name: "jobs_connections_open",
-      help: "Open client connections (HTTP/2 and HTTP/1.1).",
-      registers: [this.registry],
-      collect() {
-        this.set(read());
-      },
-    });
+    this.gauge("jobs_connections_open", "Open client connections (HTTP/2 and HTTP/1.1).", read);
   }
 
   transition(call: string, outcome: TransitionOutcome): void {
@@ -217,30 +210,14 @@ export class Metrics {
 
   /** The ORM's connection pool, read at scrape time. */
   pool(pool: pg.Pool, max: number): void {
-    const gauge = (name: string, help: string, read: () => number) =>
-      new Gauge({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          this.set(read());
-        },
-      });
-    gauge("jobs_db_pool_in_use", "Pooled database connections lent out to calls right now.", () => pool.totalCount - pool.idleCount);
-    gauge("jobs_db_pool_waiting", "Calls waiting for a pooled database connection.", () => pool.waitingCount);
-    gauge("jobs_db_pool_max", "Size limit of the pool (DB_POOL_SIZE).", () => max);
+    this.gauge("jobs_db_pool_in_use", "Pooled database connections lent out to calls right now.", () => pool.totalCount - pool.idleCount);
+    this.gauge("jobs_db_pool_waiting", "Calls waiting for a pooled database connection.", () => pool.waitingCount);
+    this.gauge("jobs_db_pool_max", "Size limit of the pool (DB_POOL_SIZE).", () => max);
   }
 
   /** 1 while the database answers the health probe. */
   databaseUp(read: () => boolean): void {
-    new Gauge({
-      name: "jobs_database_up",
-      help: "1 while the database answers the health probe, 0 otherwise.",
-      registers: [this.registry],
-      collect() {
-        this.set(read() ? 1 : 0);
-      },
-    });
+    this.gauge("jobs_database_up", "1 while the database answers the health probe, 0 otherwise.", () => (read() ? 1 : 0));
   }
 
   /**
@@ -254,6 +231,18 @@ export class Metrics {
 
   render(): Promise<string> {
     return this.registry.metrics();
+  }
+
+  /** A gauge without labels whose value is read at scrape time. */
+  private gauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 }
 

@@ -3,7 +3,10 @@
 import { createHash, randomBytes } from "node:crypto";
 
 const PREFIX = "jobs_";
-const TOKEN_PATTERN = /^jobs_[A-Za-z0-9_-]{43}$/;
+/** The secret after the prefix: 32 random bytes in unpadded base64url. */
+const SECRET_CHARACTERS = "[A-Za-z0-9_-]{43}";
+const TOKEN_PATTERN = new RegExp(`^${PREFIX}${SECRET_CHARACTERS}$`);
+const TOKEN_ANYWHERE = new RegExp(`${PREFIX}${SECRET_CHARACTERS}`);
 
 /** A new secret: 256 random bits, prefixed so that secret scanners and people can recognize it. */
 export function generateSecret(): string {
@@ -17,6 +20,11 @@ export function hashSecret(secret: string): string {
 
 export function looksLikeToken(secret: string): boolean {
   return TOKEN_PATTERN.test(secret);
+}
+
+/** Whether `text` holds a token anywhere in it (pasted into a field by mistake, say). */
+export function containsToken(text: string): boolean {
+  return TOKEN_ANYWHERE.test(text);
 }
 
 export type BearerParse = { ok: true; secret: string } | { ok: false; problem: "missing" | "malformed" };

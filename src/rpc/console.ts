@@ -9,13 +9,10 @@
 import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import type http from "node:http";
-import type http2 from "node:http2";
 import { dirname, extname, join, relative, sep } from "node:path";
 import { gzipSync } from "node:zlib";
 import type { Logger } from "../log.js";
-
-type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
-type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
+import { type NodeHandler, type NodeResponse, pathOf } from "./transport/exchange.js";
 
 export interface ConsoleOptions {
   /** CONSOLE_ENABLED. */
@@ -72,7 +69,7 @@ const TURNED_OFF = "Not found: the operators' console is turned off on this serv
 const NOT_FOUND = "Not found. This port answers gRPC, gRPC-Web and Connect calls, and the operators' console at /.\n";
 
 /** Answers the requests that name no RPC: the console's files, or a plain-text 404. */
-export function createConsole(options: ConsoleOptions): (req: NodeRequest, res: NodeResponse) => void {
+export function createConsole(options: ConsoleOptions): NodeHandler {
   const dir = options.dir ?? builtConsoleDir();
   const files = options.enabled ? readBuilt(dir) : new Map<string, StaticFile>();
   const home = !options.enabled ? TURNED_OFF : files.size === 0 ? NOT_BUILT : NOT_FOUND;
@@ -81,7 +78,7 @@ export function createConsole(options: ConsoleOptions): (req: NodeRequest, res: 
   }
 
   return (req, res) => {
-    const path = req.url?.split("?", 1)[0] ?? "";
+    const path = pathOf(req);
     const file = req.method === "GET" || req.method === "HEAD" ? files.get(path === "/" ? "/index.html" : path) : undefined;
     if (file === undefined) {
       const body = path === "/" ? home : NOT_FOUND;
@@ -118,7 +115,7 @@ function send(res: NodeResponse, status: number, headers: Record<string, string>
 }
 
 /** dist/console beside this module's dist/src (built), or under the checkout (run from src/ by the tests). */
-export function builtConsoleDir(): string {
+function builtConsoleDir(): string {
   let dir = import.meta.dirname;
   while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
   return join(dir, "dist", "console");

@@ -5,7 +5,7 @@
 // never holds many of them in memory at once.
 
 /** The most a page of ListJobs or ListJobEvents holds (one item always fits). */
-export const PAGE_MAX_BYTES = 2 * 1024 * 1024;
+const PAGE_MAX_BYTES = 2 * 1024 * 1024;
 /** Rows read first, before the size of what is listed is known. */
 const FIRST_READ = 10;
 

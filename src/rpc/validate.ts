@@ -1,6 +1,7 @@
 // Request validation that needs no job (docs/contract.md §4: after auth and scope, before
 // visibility). Each check names the field and says what would be accepted.
 
+import { containsToken } from "../auth/tokens.js";
 import { FieldTooLarge, InvalidArgument, PermissionDenied } from "../domain/errors.js";
 import type { JsonValue } from "../domain/job.js";
 import { MAX_TEXT_CHARACTERS, payloadBytes } from "../domain/job-size.js";
@@ -15,7 +16,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 1000;
 const MAX_ID_LENGTH = 256;
-const MAX_TEXT_LENGTH = MAX_TEXT_CHARACTERS;
 /**
  * Free-form JSON (FailJob's `diagnostic`, CreateJob's `input`) may nest at
  * most this many arrays/objects deep. Every reply that carries it must stay
@@ -54,7 +54,7 @@ export function optionalIdentifier(value: string, field: string): string {
 }
 
 export function optionalText(value: string, field: string): string {
-  if (value.length > MAX_TEXT_LENGTH) throw new InvalidArgument(field, `${field} must be at most ${MAX_TEXT_LENGTH} characters`);
+  if (value.length > MAX_TEXT_CHARACTERS) throw new InvalidArgument(field, `${field} must be at most ${MAX_TEXT_CHARACTERS} characters`);
   return storableText(value, field);
 }
 
@@ -203,10 +203,7 @@ function names(enumObject: object, prefix: string): string {
 }
 
 /** A value to quote in a message (which is also logged): short, and never a bearer token pasted by mistake. */
-export function clip(value: string): string {
-  if (TOKEN_LIKE.test(value)) return "(a bearer token, not shown: tokens go in the authorization header)";
+function clip(value: string): string {
+  if (containsToken(value)) return "(a bearer token, not shown: tokens go in the authorization header)";
   return value.length > 64 ? `${value.slice(0, 64)}…` : value;
 }
-
-/** Something that holds a token of ours (jobs_ and 43 base64url characters). */
-const TOKEN_LIKE = /jobs_[A-Za-z0-9_-]{43}/;

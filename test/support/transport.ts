@@ -10,8 +10,6 @@ import { loadConfig } from "../../src/config.js";
 import { HealthCheckRequestSchema } from "../../src/gen/grpc/health/v1/health_pb.js";
 import type { Logger } from "../../src/log.js";
 import { CallLog } from "../../src/rpc/call-log.js";
-import { COMPRESSIONS } from "../../src/rpc/transport/compression.js";
-import { createRequestGate } from "../../src/rpc/transport/gate.js";
 import { connectionLimits, type Listener, listen } from "../../src/rpc/transport/listener.js";
 import { createRpcHandler, type RpcService } from "../../src/rpc/transport/rpc-handler.js";
 import { envelope } from "./raw-calls.js";
@@ -27,12 +25,7 @@ export async function transportOnly(
   const handler = createRpcHandler({
     services,
     interceptors,
-    gate: createRequestGate({
-      authenticate: () => Promise.reject(new Error("no JobService here")),
-      compressions: COMPRESSIONS,
-      maxMessageBytes,
-      log,
-    }),
+    authenticate: () => Promise.reject(new Error("no JobService here")),
     maxMessageBytes,
     shutdownSignal: new AbortController().signal,
     grpcUnaryFastPath,

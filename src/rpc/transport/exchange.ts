@@ -1,12 +1,15 @@
 // The request and response objects Node makes for each call (HTTP/1.1's, or
 // HTTP/2's compatibility API, which Node creates for every stream of a
 // server with a request handler), and what the transport does with them
-// once a call is over.
+// when a call begins and once it is over.
 
 import type http from "node:http";
 import http2 from "node:http2";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import type { Logger } from "../../log.js";
+import type { CallLog } from "../call-log.js";
+import { requestBodyKey } from "./gate.js";
+import { RequestBody } from "./request-body.js";
 
 export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -18,6 +21,20 @@ export function pathOf(request: NodeRequest): string {
 }
 
 /**
+ * What every call's exchange needs before the gate sees it (on either path):
+ * its body as a RequestBody under requestBodyKey in `values` (returned too),
+ * let go once the answer is out if nobody read it, and the call's log line
+ * and metrics written once the response has closed.
+ */
+export function beginCall(request: NodeRequest, response: NodeResponse, values: ContextValues, callLog: CallLog): RequestBody {
+  stopUnreadBodyAfterAnswer(request, response);
+  const body = new RequestBody(request);
+  values.set(requestBodyKey, body);
+  onResponseClosed(response, (answered) => callLog.closed(values, answered));
+  return body;
+}
+
+/**
  * Once the call's answer is out, lets go of a body that nobody will read (a
  * refused request's): HTTP/2 tells the client to stop sending it, with
  * RST_STREAM NO_ERROR after the trailers that end the response (RFC 9113
@@ -26,7 +43,7 @@ export function pathOf(request: NodeRequest): string {
  * it, so that the connection can carry the next request (Node does that
  * itself only for a body nobody began to read).
  */
-export function stopUnreadBodyAfterAnswer(request: NodeRequest, response: NodeResponse): void {
+function stopUnreadBodyAfterAnswer(request: NodeRequest, response: NodeResponse): void {
   if (!("stream" in request)) {
     response.once("finish", () => {
       if (!request.complete) request.resume();
@@ -50,7 +67,7 @@ export function stopUnreadBodyAfterAnswer(request: NodeRequest, response: NodeRe
  * sent, and the client did not reset the stream; HTTP/1.1: the response
  * finished) or the client left first.
  */
-export function onResponseClosed(response: NodeResponse, closed: (answered: boolean) => void): void {
+function onResponseClosed(response: NodeResponse, closed: (answered: boolean) => void): void {
   response.once("close", () => {
     if (!("stream" in response)) return closed(response.writableFinished);
     const { sentTrailers, rstCode } = response.stream;

@@ -21,7 +21,7 @@ import type { Logger } from "../../log.js";
 import { callRecordKey, noteOutcome } from "../call-log.js";
 import { callerKey } from "../context.js";
 import { toConnectError } from "../errors.js";
-import type { Compression } from "./compression.js";
+import { COMPRESSIONS } from "./compression.js";
 import type { RequestBody } from "./request-body.js";
 import { messageReader } from "./request-message.js";
 
@@ -34,15 +34,16 @@ export const requestMessageKey = createContextKey<MessageShape<DescMessage> | un
 export type RequestGate = (context: HandlerContext) => Promise<void>;
 
 export interface GateOptions {
+  /** The caller that a JobService call's authorization header names; rejects to refuse the call. */
   readonly authenticate: (authorization: string | null) => Promise<Caller>;
-  readonly compressions: readonly Compression[];
+  /** MAX_MESSAGE_BYTES: the bound of the message the gate reads (and of what Connect reads itself). */
   readonly maxMessageBytes: number;
   readonly log: Logger;
 }
 
 /** Scopes per JobService method: reads need jobs:read, everything else jobs:write. */
 const READ_METHODS: ReadonlySet<string> = new Set(["GetJob", "ListJobs", "CountJobs", "ListJobEvents", "WatchJob", "WatchJobs"]);
-export function scopeFor(method: string): Scope {
+function scopeFor(method: string): Scope {
   return READ_METHODS.has(method) ? "jobs:read" : "jobs:write";
 }
 
@@ -50,11 +51,11 @@ export function scopeFor(method: string): Scope {
 const REFUSAL_PEEK_MS = 1000;
 
 export function createRequestGate(options: GateOptions): RequestGate {
-  const { authenticate, compressions, maxMessageBytes, log } = options;
+  const { authenticate, maxMessageBytes, log } = options;
   return async function gate(context) {
     context.values.set(callRecordKey, { service: context.service, method: context.method, started: performance.now(), signal: context.signal });
     const body = context.values.get(requestBodyKey);
-    const reader = body === undefined ? null : messageReader(context, body, compressions, maxMessageBytes);
+    const reader = body === undefined ? null : messageReader(context, body, COMPRESSIONS, maxMessageBytes);
     try {
       if (context.service.typeName === JobService.typeName) {
         try {

@@ -25,10 +25,9 @@ import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connec
 import { noteOutcome } from "../call-log.js";
 import { internalError, SIGNAL_CANCELLED, SIGNAL_DEADLINE_EXCEEDED, toConnectError } from "../errors.js";
 import { type Compression, COMPRESS_MIN_BYTES, COMPRESSIONS } from "./compression.js";
-import { type NodeHandler, onResponseClosed, pathOf, stopUnreadBodyAfterAnswer, unanswered } from "./exchange.js";
-import { requestBodyKey, requestMessageKey } from "./gate.js";
-import { RequestBody } from "./request-body.js";
-import type { RpcOptions } from "./rpc-handler.js";
+import { beginCall, type NodeHandler, pathOf, unanswered } from "./exchange.js";
+import { requestMessageKey } from "./gate.js";
+import type { RpcSetup } from "./rpc-handler.js";
 
 /** A unary method and its implementation, as registered with the router. */
 interface UnaryMethod {
@@ -38,6 +37,9 @@ interface UnaryMethod {
 }
 
 const GRPC_BINARY = /^application\/grpc(\+proto)?$/i;
+
+/** The encodings a response may be compressed with, as compressionNegotiate takes them. */
+const ACCEPTED = [...COMPRESSIONS];
 
 /** Whether this path serves a request with these headers: gRPC, binary, over HTTP/2, request messages not compressed. */
 export function isPlainGrpcUnary(method: string, httpVersionMajor: number, headers: http2.IncomingHttpHeaders): boolean {
@@ -49,7 +51,7 @@ export function isPlainGrpcUnary(method: string, httpVersionMajor: number, heade
 }
 
 /** `next`, except that the plain unary gRPC calls among its requests are served here. */
-export function withGrpcUnaryFastPath(next: NodeHandler, options: RpcOptions): NodeHandler {
+export function withGrpcUnaryFastPath(next: NodeHandler, options: RpcSetup): NodeHandler {
   const unary = new Map<string, UnaryMethod>();
   for (const { service, implementation } of options.services) {
     for (const spec of Object.values(createServiceImplSpec(service, implementation).methods)) {
@@ -64,16 +66,14 @@ export function withGrpcUnaryFastPath(next: NodeHandler, options: RpcOptions): N
   };
 }
 
-async function serve(entry: UnaryMethod, request: http2.Http2ServerRequest, response: http2.Http2ServerResponse, options: RpcOptions): Promise<void> {
+async function serve(entry: UnaryMethod, request: http2.Http2ServerRequest, response: http2.Http2ServerResponse, options: RpcSetup): Promise<void> {
   const timeout = parseTimeout(headerValue(request.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
   const context = new UnaryCallContext(entry, request, timeout.timeoutMs);
-  stopUnreadBodyAfterAnswer(request, response);
-  context.values.set(requestBodyKey, new RequestBody(request));
-  onResponseClosed(response, (answered) => options.callLog.closed(context.values, answered));
+  beginCall(request, response, context.values, options.callLog);
   // A reset by the client ends the call's signal (as in connect-node); a call that ends normally costs nothing here.
   const onAborted = () => context.abort(SIGNAL_CANCELLED);
   request.once("aborted", onAborted);
-  const compression = compressionNegotiate([...COMPRESSIONS], null, headerValue(request.headers["grpc-accept-encoding"]), "grpc-accept-encoding").response;
+  const compression = compressionNegotiate(ACCEPTED, null, headerValue(request.headers["grpc-accept-encoding"]), "grpc-accept-encoding").response;
   if (compression !== null) context.responseHeader.set("grpc-encoding", compression.name);
 
   let body: Uint8Array | null = null;

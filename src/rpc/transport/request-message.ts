@@ -24,8 +24,8 @@ import type { RequestBody } from "./request-body.js";
 import type { Compression } from "./compression.js";
 
 /** How deep a message may nest (protobuf-es's own default), and how many values a JSON body may hold. */
-export const DECODE_DEPTH = 100;
-export const JSON_VALUES = 100_000;
+const DECODE_DEPTH = 100;
+const JSON_VALUES = 100_000;
 
 /** The read options for both formats: also what Connect is given for the calls it decodes itself. */
 export const BINARY_READ = { readUnknownFields: false, recursionLimit: DECODE_DEPTH } as const;
@@ -33,6 +33,8 @@ export const JSON_READ = { ignoreUnknownFields: true, recursionLimit: DECODE_DEP
 
 const ENVELOPE_HEADER = 5;
 const COMPRESSED_FLAG = 1;
+/** Decodes a JSON body (TextDecoder keeps no state between calls to decode() without `stream`). */
+const UTF8 = new TextDecoder();
 
 export interface MessageReader {
   /** Refuses the request if its headers or first envelope announce more than the limit: nothing is decoded. */
@@ -222,7 +224,7 @@ function decodeJson<Desc extends DescMessage>(input: Desc, bytes: Uint8Array, ca
   const overBound = jsonOverBounds(bytes);
   if (overBound) throw malformedMessage(`the request JSON ${overBound}`, call);
   try {
-    return fromJsonString(input, new TextDecoder().decode(bytes), JSON_READ);
+    return fromJsonString(input, UTF8.decode(bytes), JSON_READ);
   } catch (error) {
     throw malformedMessage(error instanceof Error ? error.message : String(error), call);
   }
@@ -234,7 +236,7 @@ function decodeJson<Desc extends DescMessage>(input: Desc, bytes: Uint8Array, ca
  * over its bytes, outside strings; what is not JSON at all is left to
  * JSON.parse.
  */
-export function jsonOverBounds(bytes: Uint8Array): string | null {
+function jsonOverBounds(bytes: Uint8Array): string | null {
   let depth = 0;
   let values = 1;
   let inString = false;
@@ -257,6 +259,19 @@ export function jsonOverBounds(bytes: Uint8Array): string | null {
 const EMPTY = new Uint8Array(0);
 const EMPTY_JSON = new TextEncoder().encode("{}");
 
+/** An empty message behind its envelope's 5-byte header (flags 0, length). */
+function framed(empty: Uint8Array): Uint8Array {
+  const bytes = new Uint8Array(ENVELOPE_HEADER + empty.byteLength);
+  bytes.set(empty, ENVELOPE_HEADER);
+  new DataView(bytes.buffer).setUint32(1, empty.byteLength);
+  return bytes;
+}
+
+// The stand-ins are the same for every call, and Connect only reads them (it copies what it reads).
+const FRAMED_EMPTY = framed(EMPTY);
+const FRAMED_EMPTY_JSON = framed(EMPTY_JSON);
+const compressedStandIns = new Map<string, Promise<Uint8Array>>();
+
 /**
  * What Connect reads once the message has been taken: an empty message in
  * the request's framing. An envelope that is not flagged compressed needs
@@ -264,12 +279,16 @@ const EMPTY_JSON = new TextEncoder().encode("{}");
  * whole by Connect, so it is compressed the same way.
  */
 async function standIn(enveloped: boolean, binary: boolean, compression: Compression | null): Promise<Uint8Array> {
+  if (enveloped) return binary ? FRAMED_EMPTY : FRAMED_EMPTY_JSON;
   const empty = binary ? EMPTY : EMPTY_JSON;
-  if (enveloped) {
-    const framed = new Uint8Array(ENVELOPE_HEADER + empty.byteLength);
-    framed.set(empty, ENVELOPE_HEADER);
-    new DataView(framed.buffer).setUint32(1, empty.byteLength);
-    return framed;
+  if (compression === null) return empty;
+  const key = `${compression.name} ${binary ? "binary" : "json"}`;
+  let compressed = compressedStandIns.get(key);
+  if (compressed === undefined) {
+    compressed = compression.compress(empty);
+    // A failure is the call's alone: the next call tries again.
+    compressed.catch(() => compressedStandIns.delete(key));
+    compressedStandIns.set(key, compressed);
   }
-  return compression === null ? empty : compression.compress(empty);
+  return compressed;
 }

@@ -12,13 +12,11 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createConnectRouter, createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import type { Logger } from "../../log.js";
 import type { CallLog } from "../call-log.js";
 import { COMPRESS_MIN_BYTES, COMPRESSIONS } from "./compression.js";
-import { type NodeHandler, type NodeRequest, type NodeResponse, onResponseClosed, pathOf, stopUnreadBodyAfterAnswer, unanswered } from "./exchange.js";
-import { type RequestGate, requestBodyKey, requestMessageInterceptor } from "./gate.js";
+import { beginCall, type NodeHandler, type NodeRequest, type NodeResponse, pathOf, unanswered } from "./exchange.js";
+import { createRequestGate, type GateOptions, type RequestGate, requestMessageInterceptor } from "./gate.js";
 import { withGrpcUnaryFastPath } from "./grpc-unary.js";
-import { RequestBody } from "./request-body.js";
 import { BINARY_READ, JSON_READ } from "./request-message.js";
 
 /** A service and its implementation, as registered with the router. */
@@ -31,12 +29,10 @@ export function rpcService<S extends DescService>(service: S, implementation: Pa
   return { service, implementation: implementation as Partial<ServiceImpl<DescService>> };
 }
 
-export interface RpcOptions {
+export interface RpcOptions extends GateOptions {
   readonly services: readonly RpcService[];
   /** The interceptors every admitted call passes, outermost first. */
   readonly interceptors: readonly Interceptor[];
-  readonly gate: RequestGate;
-  readonly maxMessageBytes: number;
   /** Aborted (with a ConnectError) when the server starts draining: every call's signal aborts with it. */
   readonly shutdownSignal: AbortSignal;
   /** Serve plain unary gRPC calls on ./grpc-unary.ts rather than through Connect. */
@@ -45,15 +41,20 @@ export interface RpcOptions {
   readonly callLog: CallLog;
   /** Answers requests for paths that name no RPC; unset: an empty 404. */
   readonly otherPaths?: NodeHandler;
-  readonly log: Logger;
+}
+
+/** The options, and the request gate built from them: what both paths serve calls with. */
+export interface RpcSetup extends RpcOptions {
+  readonly gate: RequestGate;
 }
 
 export function createRpcHandler(options: RpcOptions): NodeHandler {
-  const connect = connectHandler(options);
-  return options.grpcUnaryFastPath ? withGrpcUnaryFastPath(connect, options) : connect;
+  const setup: RpcSetup = { ...options, gate: createRequestGate(options) };
+  const connect = connectHandler(setup);
+  return options.grpcUnaryFastPath ? withGrpcUnaryFastPath(connect, setup) : connect;
 }
 
-function connectHandler(options: RpcOptions): NodeHandler {
+function connectHandler(options: RpcSetup): NodeHandler {
   const router = createConnectRouter({
     interceptors: [requestMessageInterceptor, ...options.interceptors],
     requestGate: options.gate,
@@ -72,10 +73,8 @@ function connectHandler(options: RpcOptions): NodeHandler {
   return (request, response) => {
     const handler = handlers.get(pathOf(request));
     if (handler === undefined) return (options.otherPaths ?? notFound)(request, response);
-    stopUnreadBodyAfterAnswer(request, response);
-    const body = new RequestBody(request);
-    const values = createContextValues().set(requestBodyKey, body);
-    onResponseClosed(response, (answered) => options.callLog.closed(values, answered));
+    const values = createContextValues();
+    const body = beginCall(request, response, values, options.callLog);
     const universal = { ...universalRequestFromNodeRequest(request as never, response as never, undefined, values), body };
     // The gate checks the body's announced length (RequestBody.announcedLength); Connect may read a stand-in of another length.
     universal.header.delete("content-length");
