@@ -17,7 +17,7 @@
 // scales the number of calls.
 
 import { runInNewContext } from "node:vm";
-import { gzipSync } from "node:zlib";
+import { brotliCompressSync, gzipSync } from "node:zlib";
 import { setFlagsFromString } from "node:v8";
 import { afterAll, beforeAll, describe, expect, test } from "@jest/globals";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -382,6 +382,12 @@ describe("regressions", () => {
     const good = await raw.grpc("GetJob", gzipped(getJob), { framed: true, headers: { "grpc-encoding": "gzip" } });
     expect(good.code).toBe("OK");
     expect(fromBinary(GetJobResponseSchema, good.reply as Uint8Array).job?.id).toBe(job.id);
+    // And Connect's: a valid request whose whole body is compressed.
+    for (const how of ["gzip", "br"]) {
+      const text = Buffer.from(JSON.stringify({ jobId: job.id }));
+      const squeezed = await raw.connectJson("GetJob", new Uint8Array(how === "gzip" ? gzipSync(text) : brotliCompressSync(text)), { headers: { "content-encoding": how } });
+      expect([how, squeezed.code, JSON.parse(String(squeezed.reply ?? "{}")).job?.id]).toEqual([how, "OK", job.id]);
+    }
   });
 
   test("a FailJob diagnostic or CreateJob input nested deeper than 32 levels is INVALID_ARGUMENT and changes nothing", async () => {

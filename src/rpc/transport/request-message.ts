@@ -76,7 +76,7 @@ export function messageReader(context: HandlerContext, body: RequestBody, compre
         throw unsupportedEncoding(compression, supported, names.accept, call);
       }
       if (!enveloped && body.announcedLength > max) throw messageTooLarge(body.announcedLength, max, call);
-      const framing = enveloped ? new Envelopes(max, call, kind) : new Bare(max, call);
+      const framing = enveloped ? new Envelopes(max, call, kind) : new Bare(max, call, compression !== null);
       await body.readAll((chunk) => framing.add(chunk), signal);
       const found = framing.end();
       let bytes = found.bytes;
@@ -109,7 +109,7 @@ interface Found {
   readonly compressed: boolean;
 }
 
-/** A unary Connect call's body: the message itself, counted as it arrives. */
+/** A unary Connect call's body: the message itself (compressed whole if content-encoding names an encoding), counted as it arrives. */
 class Bare {
   private readonly parts: Buffer[] = [];
   private size = 0;
@@ -117,6 +117,7 @@ class Bare {
   constructor(
     private readonly max: number,
     private readonly call: string,
+    private readonly compressed: boolean,
   ) {}
 
   add(chunk: Buffer): void {
@@ -126,7 +127,7 @@ class Bare {
   }
 
   end(): Found {
-    return { bytes: this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts), compressed: false };
+    return { bytes: this.parts.length === 1 ? this.parts[0] : Buffer.concat(this.parts), compressed: this.compressed };
   }
 }
 
